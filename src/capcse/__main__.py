@@ -1,0 +1,5 @@
+import sys
+
+from capcse.cli import main
+
+sys.exit(main())
