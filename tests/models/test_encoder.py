@@ -1,0 +1,83 @@
+"""load_encoder / SentenceEncoder.encode: equal to sentence-transformers' own encode, faster paths exact."""
+
+import numpy as np
+import pytest
+import torch
+
+from capcse.errors import CapcseError
+from capcse.models import ALIASES, load_encoder, resolve_model
+from capcse.models.encoder import parse_dtype, pick_device
+
+SENTS = ["A man is playing a guitar.", "A woman slices an onion.", "A man is playing a guitar.",
+         "Two dogs run through a field of tall grass while a third one watches.", "ok", "",
+         "A man is playing a guitar."]
+
+
+def test_alias_resolves_to_packaged_folder(minilm_path):
+    assert resolve_model("all-MiniLM-L6-v2") == str(minilm_path)
+    assert resolve_model("sentence-transformers/all-MiniLM-L6-v2") == str(minilm_path)
+    assert resolve_model("some-org/unknown-model") == "some-org/unknown-model"
+    assert ALIASES["all-MiniLM-L6-v2"].hub_id == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_local_path_wins_over_alias(tmp_path, monkeypatch):
+    folder = tmp_path / "all-MiniLM-L6-v2"
+    folder.mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model("all-MiniLM-L6-v2") == str(folder.resolve())
+
+
+def test_encode_equals_sentence_transformers_encode(minilm_path):
+    enc = load_encoder("all-MiniLM-L6-v2", device="cpu")
+    ours = enc.encode(SENTS, batch_size=3)
+    ref = enc.model.encode(SENTS, batch_size=3, convert_to_numpy=True)
+    assert ours.shape == (len(SENTS), 384) and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
+    # duplicates map to the identical row; order is the input order
+    assert np.array_equal(ours[0], ours[2]) and np.array_equal(ours[0], ours[6])
+
+
+def test_encode_normalize_tensor_and_empty(tiny_bert_path):
+    enc = load_encoder(tiny_bert_path, device="cpu")
+    t = enc.encode(SENTS, normalize=True, convert_to_tensor=True)
+    assert isinstance(t, torch.Tensor)
+    torch.testing.assert_close(t.norm(dim=-1), torch.ones(len(SENTS)))
+    assert enc.encode([]).shape == (0, 32)
+    with pytest.raises(CapcseError, match="item 1"):
+        enc.encode(["ok", 3])
+
+
+def test_batching_does_not_change_embeddings(tiny_bert_path):
+    enc = load_encoder(tiny_bert_path, device="cpu")
+    np.testing.assert_allclose(enc.encode(SENTS, batch_size=1), enc.encode(SENTS, batch_size=64), atol=1e-5)
+
+
+def test_bf16_autocast_is_close(tiny_bert_path):
+    fp32 = load_encoder(tiny_bert_path, device="cpu").encode(SENTS)
+    bf16 = load_encoder(tiny_bert_path, device="cpu", dtype="bf16").encode(SENTS)
+    cos = (fp32 * bf16).sum(1) / np.linalg.norm(fp32, axis=1) / np.linalg.norm(bf16, axis=1)
+    assert cos.min() > 0.98
+
+
+def test_plain_model_defaults_to_avg(tiny_bert_path):
+    default = load_encoder(tiny_bert_path, device="cpu").encode(SENTS)
+    avg = load_encoder(tiny_bert_path, pooler="avg", device="cpu").encode(SENTS)
+    np.testing.assert_allclose(default, avg, atol=1e-6)
+
+
+def test_truncation_to_max_length(tiny_bert_path):
+    enc = load_encoder(tiny_bert_path, device="cpu", max_length=4)
+    long = ["one two three four five six seven eight"]
+    short = ["one two"]  # [CLS] one two [SEP] == first 4 tokens of the long one after truncation
+    np.testing.assert_allclose(enc.encode(long), enc.encode(short), atol=1e-5)
+
+
+def test_errors(tmp_path):
+    with pytest.raises(CapcseError, match="unknown pooler"):
+        load_encoder("all-MiniLM-L6-v2", pooler="max")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CapcseError, match="no config.json"):
+        load_encoder(tmp_path / "empty")
+    with pytest.raises(CapcseError, match="unknown dtype"):
+        parse_dtype("int3")
+    assert pick_device("cpu").type == "cpu"
