@@ -1,0 +1,292 @@
+"""A captioning run: chunks, shards, resume, bad-image report and the final corpus files.
+
+Work is cut on *global positions* so that the result does not depend on how it is executed:
+
+* part ``p`` (a folder/list, or one tar shard) is cut into chunks of ``chunk_size`` items:
+  chunk ``c`` holds items ``[c*chunk_size, (c+1)*chunk_size)``; a chunk is cut into batches of
+  ``batch_size`` items (``chunk_size`` is a multiple of ``batch_size``);
+* batch RNG seed = ``batch_seed(seed, part name, first item position)``: sampling depends only on
+  the seed, the batch composition and the images;
+* shard ``i/N`` processes the chunks with ``(p + c) % N == i``. Every process writes finished chunks
+  to ``OUT/chunks/`` atomically (``p000000-c000000.jsonl`` + ``.skipped.jsonl``), so shards may share
+  one output folder, or run in separate folders that ``merge_runs`` joins later;
+* a finished chunk file is never recomputed: re-running the same command after a crash (kill -9)
+  redoes only the chunks that were not yet written, and the final files are rebuilt from the chunks;
+* when every chunk of every part exists, ``captions.jsonl`` (all records, in position order),
+  ``captions.txt`` (one non-empty caption per line), ``skipped.jsonl`` and ``report.json`` are
+  written atomically. Since the records contain nothing execution-specific, N shards produce
+  byte-for-byte the files one process produces.
+
+``run.json`` records every setting that changes the captions; resuming with different settings is
+refused instead of silently mixing two corpora.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from capcse.caption.generate import Captioner, DecodingConfig, batch_seed, decoding_to_dict
+from capcse.data.images import ImageItem, ImagePart, ImageSource, chunk_owner, make_loader, open_image_source
+from capcse.errors import CapcseError
+from capcse.io import atomic_open, atomic_write_json
+
+RUN_FILE = "run.json"
+CHUNK_DIR = "chunks"
+
+
+@dataclass
+class RunSettings:
+    images: str
+    model: str
+    decoding: DecodingConfig
+    seed: int = 0
+    batch_size: int = 16
+    chunk_size: int = 1024
+    dtype: str = "fp32"
+    autocast: str | None = None
+    adapter: str = "auto"
+    path_column: str | None = None
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that changes the captions (device, workers and shard do not)."""
+        return {"images": self.images, "model": self.model, "decoding": decoding_to_dict(self.decoding),
+                "seed": self.seed, "batch_size": self.batch_size, "chunk_size": self.chunk_size,
+                "dtype": self.dtype, "autocast": self.autocast or "none", "adapter": self.adapter,
+                "path_column": self.path_column}
+
+
+@dataclass
+class RunStats:
+    chunks_done_now: int = 0
+    chunks_skipped_existing: int = 0
+    images_now: int = 0
+    failed_now: int = 0
+    generate_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    assembled: bool = False
+    missing_chunks: list[str] = field(default_factory=list)
+
+
+def chunk_name(part: int, chunk: int) -> str:
+    return f"p{part:06d}-c{chunk:06d}"
+
+
+def _num_chunks(n_items: int, chunk_size: int) -> int:
+    return (n_items + chunk_size - 1) // chunk_size
+
+
+def _check_or_write_run_file(out: Path, settings: RunSettings) -> None:
+    path = out / RUN_FILE
+    ident = settings.identity()
+    if path.exists():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        diff = sorted(k for k in set(old) | set(ident) if old.get(k) != ident.get(k))
+        if diff:
+            detail = "; ".join(f"{k}: {old.get(k)!r} -> {ident.get(k)!r}" for k in diff)
+            raise CapcseError(f"{out} holds a run with other settings ({detail}); use another --out to start afresh")
+    else:
+        atomic_write_json(path, ident)
+
+
+def _record(item: ImageItem, part: ImagePart, pos: int, k: int, caption: str, settings: RunSettings,
+            decoding_desc: dict[str, Any]) -> dict[str, Any]:
+    rec: dict[str, Any] = {"id": item.key, "path": item.path, "caption_index": k, "caption": caption}
+    if item.alt_text is not None:
+        rec["alt_text"] = item.alt_text
+    if isinstance(item.meta.get("url"), str):
+        rec["url"] = item.meta["url"]
+    rec.update(part=part.name, position=pos, model=settings.model, seed=settings.seed, decoding=decoding_desc)
+    return rec
+
+
+def _write_chunk(out: Path, name: str, records: list[dict], skipped: list[dict]) -> None:
+    cdir = out / CHUNK_DIR
+    # the skip list first: a chunk counts as done when its caption file exists
+    with atomic_open(cdir / f"{name}.skipped.jsonl") as fh:
+        for r in skipped:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    with atomic_open(cdir / f"{name}.jsonl") as fh:
+        for r in records:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def _write_part_index(out: Path, part: ImagePart, n_chunks: int) -> None:
+    path = out / CHUNK_DIR / f"p{part.index:06d}.part.json"
+    if not path.exists():
+        atomic_write_json(path, {"index": part.index, "name": part.name, "items": len(part.items), "chunks": n_chunks})
+
+
+def caption_images(settings: RunSettings, out: str | os.PathLike, shard: tuple[int, int] = (0, 1),
+                   device: str | None = "auto", num_workers: int = 2, captioner: Captioner | None = None,
+                   progress: bool = True) -> RunStats:
+    """Caption this shard's pending chunks of ``settings.images`` into ``out``; assemble when all are done."""
+    t_start = time.perf_counter()
+    if settings.batch_size < 1 or settings.chunk_size < 1 or settings.chunk_size % settings.batch_size:
+        raise CapcseError(f"--chunk-size ({settings.chunk_size}) must be a positive multiple of "
+                          f"--batch-size ({settings.batch_size})")
+    out = Path(out)
+    (out / CHUNK_DIR).mkdir(parents=True, exist_ok=True)
+    _check_or_write_run_file(out, settings)
+    source = open_image_source(settings.images, settings.path_column)
+    shard_i, n_shards = shard
+    stats = RunStats()
+    decoding_desc = settings.decoding.describe()
+
+    for part in source.parts:
+        n_chunks = _num_chunks(len(part.items), settings.chunk_size)
+        _write_part_index(out, part, n_chunks)
+        mine = [c for c in range(n_chunks) if chunk_owner(part.index, c, n_shards) == shard_i]
+        pending = [c for c in mine if not (out / CHUNK_DIR / f"{chunk_name(part.index, c)}.jsonl").exists()]
+        stats.chunks_skipped_existing += len(mine) - len(pending)
+        if not pending:
+            continue
+        if captioner is None:
+            captioner = Captioner(settings.model, device=device, dtype=settings.dtype, autocast=settings.autocast,
+                                  adapter=settings.adapter)
+        _run_part(part, pending, settings, captioner, out, num_workers, decoding_desc, stats, progress)
+
+    stats.assembled, stats.missing_chunks = assemble(out, source)
+    stats.wall_seconds = time.perf_counter() - t_start
+    return stats
+
+
+def _run_part(part: ImagePart, pending: list[int], settings: RunSettings, captioner: Captioner, out: Path,
+              num_workers: int, decoding_desc: dict[str, Any], stats: RunStats, progress: bool) -> None:
+    items = part.items
+    bs, cs = settings.batch_size, settings.chunk_size
+    batches: list[list[int]] = []
+    chunk_of_batch: list[int] = []
+    for c in pending:
+        for start in range(c * cs, min((c + 1) * cs, len(items)), bs):
+            batches.append(list(range(start, min(start + bs, (c + 1) * cs, len(items)))))
+            chunk_of_batch.append(c)
+    last_batch_of_chunk = {c: i for i, c in enumerate(chunk_of_batch)}
+    loader = make_loader(items, batches, captioner.transform, num_workers=num_workers)
+    records: list[dict] = []
+    skipped: list[dict] = []
+    for bi, batch in enumerate(loader):
+        c = chunk_of_batch[bi]
+        for i in batch["indices"]:
+            if i in batch["errors"]:
+                skipped.append({"id": items[i].key, "path": items[i].path, "part": part.name, "position": i,
+                                "reason": batch["errors"][i]})
+        if batch["good"]:
+            t0 = time.perf_counter()
+            seed = batch_seed(settings.seed, part.name, batch["indices"][0])
+            caps = captioner.caption(batch["pixel_values"], settings.decoding, seed=seed)
+            stats.generate_seconds += time.perf_counter() - t0
+            for i, per_image in zip(batch["good"], caps):
+                for k, text in enumerate(per_image):
+                    records.append(_record(items[i], part, i, k, text, settings, decoding_desc))
+        stats.images_now += len(batch["good"])
+        stats.failed_now += len(batch["errors"])
+        if last_batch_of_chunk[c] == bi:
+            _write_chunk(out, chunk_name(part.index, c), records, skipped)
+            records, skipped = [], []
+            stats.chunks_done_now += 1
+            if progress:
+                print(f"[caption] part {part.name} chunk {c} written ({stats.images_now} images captioned, "
+                      f"{stats.failed_now} skipped in this run)", file=sys.stderr, flush=True)
+
+
+def _all_chunk_names(out: Path, source: ImageSource | None) -> tuple[list[str], list[str]]:
+    """(every chunk name in order, the missing ones). Part sizes come from the part index files."""
+    names: list[str] = []
+    if source is not None:
+        part_ids = [p.index for p in source.parts]
+    else:
+        part_ids = sorted(int(f.name[1:7]) for f in (out / CHUNK_DIR).glob("p*.part.json"))
+    missing: list[str] = []
+    for p in part_ids:
+        idx_file = out / CHUNK_DIR / f"p{p:06d}.part.json"
+        if not idx_file.exists():
+            missing.append(f"p{p:06d} (part not indexed)")
+            continue
+        n = json.loads(idx_file.read_text(encoding="utf-8"))["chunks"]
+        for c in range(n):
+            name = chunk_name(p, c)
+            names.append(name)
+            if not (out / CHUNK_DIR / f"{name}.jsonl").exists():
+                missing.append(name)
+    return names, missing
+
+
+def assemble(out: str | os.PathLike, source: ImageSource | None = None) -> tuple[bool, list[str]]:
+    """Write the final corpus files if every chunk exists. Returns (assembled?, missing chunk names)."""
+    out = Path(out)
+    names, missing = _all_chunk_names(out, source)
+    if missing:
+        return False, missing
+    counts: Counter = Counter()
+    reasons: Counter = Counter()
+    with atomic_open(out / "captions.jsonl") as fj, atomic_open(out / "captions.txt") as ft, \
+            atomic_open(out / "skipped.jsonl") as fs:
+        for name in names:
+            with open(out / CHUNK_DIR / f"{name}.jsonl", encoding="utf-8") as fh:
+                seen_images = set()
+                for line in fh:
+                    fj.write(line)
+                    rec = json.loads(line)
+                    counts["captions"] += 1
+                    seen_images.add(rec["position"])
+                    text = " ".join(str(rec["caption"]).split())
+                    if text:
+                        ft.write(text + "\n")
+                    else:
+                        counts["empty_captions"] += 1
+                counts["images_captioned"] += len(seen_images)
+            skip_file = out / CHUNK_DIR / f"{name}.skipped.jsonl"
+            if skip_file.exists():
+                with open(skip_file, encoding="utf-8") as fh:
+                    for line in fh:
+                        fs.write(line)
+                        counts["images_skipped"] += 1
+                        reasons[_reason_kind(json.loads(line)["reason"])] += 1
+    run = json.loads((out / RUN_FILE).read_text(encoding="utf-8")) if (out / RUN_FILE).exists() else {}
+    atomic_write_json(out / "report.json", {
+        "run": run, "chunks": len(names), **counts, "skipped_by_reason": dict(sorted(reasons.items())),
+        "files": {"captions_jsonl": "captions.jsonl", "captions_txt": "captions.txt", "skipped": "skipped.jsonl"}})
+    return True, []
+
+
+def _reason_kind(reason: str) -> str:
+    return reason.split(":", 1)[0].strip()
+
+
+def merge_runs(out: str | os.PathLike, others: Iterable[str | os.PathLike]) -> tuple[bool, list[str]]:
+    """Copy the chunks of shard runs made in other folders into ``out`` and assemble.
+
+    All folders must hold the same ``run.json`` (same settings), so the union is one corpus.
+    """
+    out = Path(out)
+    (out / CHUNK_DIR).mkdir(parents=True, exist_ok=True)
+    for other in map(Path, others):
+        run_file = other / RUN_FILE
+        if not run_file.exists():
+            raise CapcseError(f"{other}: not a caption run folder (no {RUN_FILE})")
+        ident = json.loads(run_file.read_text(encoding="utf-8"))
+        if (out / RUN_FILE).exists():
+            mine = json.loads((out / RUN_FILE).read_text(encoding="utf-8"))
+            if mine != ident:
+                diff = sorted(k for k in set(mine) | set(ident) if mine.get(k) != ident.get(k))
+                raise CapcseError(f"{other} was made with other settings than {out}: {diff}")
+        else:
+            atomic_write_json(out / RUN_FILE, ident)
+        # skip lists before caption files: a caption file marks its chunk as done
+        for f in sorted((other / CHUNK_DIR).glob("p*"), key=lambda f: (f.name.endswith(".jsonl") and
+                                                                       not f.name.endswith(".skipped.jsonl"), f.name)):
+            if f.name.startswith("."):
+                continue
+            dest = out / CHUNK_DIR / f.name
+            if not dest.exists():
+                with open(f, "rb") as src, atomic_open(dest, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+    return assemble(out)
