@@ -123,7 +123,8 @@ def _set_threads(n_threads: int | None) -> None:
 
 
 def _blocked_candidates(A: np.ndarray, B: np.ndarray | None, threshold: float, block: int, upper: bool):
-    """All (i, j) with ``A[i] . B[j] >= threshold`` (float32 products), i < j when ``upper`` (B is A).
+    """All (i, j) with ``A[i] . B[j] >= threshold`` (float32 products); only i < j when ``upper`` (for a
+    symmetric test: B is A, or B holds the same rows in another augmented form).
 
     Rows are screened by their block maximum first, so the element-wise scan only touches rows that
     hold a candidate. Yields arrays (i, j) per block.
@@ -343,7 +344,7 @@ def _certified(X, t, info: LinkageInfo, *, block, k, nlist, nprobe, seed) -> np.
     bound = np.sqrt(np.einsum("ij,ij->i", left, left)).max() * np.sqrt(np.einsum("ij,ij->i", right, right)).max()
     margin = 4.0 * (d + 4) * _F32_EPS * bound + 1e-7
     fa, fb = [], []
-    for a, b in _blocked_pairs_asym(left, right, -eps * eps / 2 - margin, block):
+    for a, b in _blocked_candidates(left, right, -eps * eps / 2 - margin, block, upper=True):
         fa.append(a)
         fb.append(b)
     fa = np.concatenate(fa) if fa else np.zeros(0, np.int64)
@@ -369,30 +370,6 @@ def _certified(X, t, info: LinkageInfo, *, block, k, nlist, nprobe, seed) -> np.
     merged = _components(n_comp, ea, eb)
     info.seconds["step3_verify"] = time.perf_counter() - clock
     return merged[labels0]
-
-
-def _blocked_pairs_asym(left: np.ndarray, right: np.ndarray, threshold: float, block: int):
-    """Pairs a < b of rows with ``left[a] . right[b] >= threshold`` or ``left[b] . right[a] >=
-    threshold`` (the test is symmetric in exact arithmetic; both orders are kept for safety)."""
-    import torch
-
-    L = torch.from_numpy(np.ascontiguousarray(left, dtype=np.float32))
-    R = torch.from_numpy(np.ascontiguousarray(right, dtype=np.float32))
-    n = L.shape[0]
-    for i0 in range(0, n, block):
-        i1 = min(i0 + block, n)
-        for j0 in range(i0, n, block):
-            j1 = min(j0 + block, n)
-            P = L[i0:i1] @ R[j0:j1].T
-            if j0 < i1:
-                ii = torch.arange(i0, i1).unsqueeze(1)
-                jj = torch.arange(j0, j1).unsqueeze(0)
-                P.masked_fill_(jj <= ii, -math.inf)
-            rows = torch.nonzero(P.amax(dim=1) >= threshold).squeeze(1)
-            if rows.numel() == 0:
-                continue
-            r, cc = torch.nonzero(P.index_select(0, rows) >= threshold, as_tuple=True)
-            yield (rows[r] + i0).numpy().astype(np.int64), (cc + j0).numpy().astype(np.int64)
 
 
 class SingleLinkageTree:

@@ -1,0 +1,243 @@
+"""Scores of a record-linkage partition and threshold selection on the validation split only.
+
+Metrics (all from the contingency table, never from an N x N matrix):
+
+* ARI, the adjusted Rand index (scikit-learn's ``adjusted_rand_score``), the CLIPPINGS headline number;
+* pairwise precision / recall / F1 over record pairs put in the same cluster;
+* purity: the share of records that belong to the majority true cluster of their predicted cluster.
+
+Threshold (and image-weight) selection: :func:`tune_threshold` sees only the embeddings and labels it
+is given; :func:`evaluate_split` takes a validation split and a test split, tunes on the former and
+scores the latter once. The test labels are read after tuning, only to score (the original CLIPPINGS
+training script tuned its threshold on a set that contained the records it then scored).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy import sparse
+
+from capcse.evaluation.linkage import SingleLinkageTree, canonical_labels, single_linkage
+
+__all__ = [
+    "pair_counts",
+    "pairwise_prf",
+    "purity",
+    "linkage_scores",
+    "combine_embeddings",
+    "TuneResult",
+    "tune_threshold",
+    "tune_threshold_and_weight",
+    "LinkageSplit",
+    "evaluate_split",
+]
+
+
+def _contingency(true, pred) -> sparse.csr_matrix:
+    true = canonical_labels(true)
+    pred = canonical_labels(pred)
+    if len(true) != len(pred):
+        raise ValueError(f"{len(true)} true labels but {len(pred)} predicted labels")
+    return sparse.coo_matrix(
+        (np.ones(len(true), dtype=np.int64), (pred, true)), shape=(pred.max() + 1 if len(pred) else 0, true.max() + 1 if len(true) else 0)
+    ).tocsr()
+
+
+def _pairs(counts) -> int:
+    counts = np.asarray(counts, dtype=np.int64)
+    return int((counts * (counts - 1) // 2).sum())
+
+
+def pair_counts(true, pred) -> tuple[int, int, int]:
+    """(same-cluster pairs in both, predicted same-cluster pairs, true same-cluster pairs)."""
+    table = _contingency(true, pred)
+    both = _pairs(table.data)
+    return both, _pairs(np.asarray(table.sum(axis=1)).ravel()), _pairs(np.asarray(table.sum(axis=0)).ravel())
+
+
+def pairwise_prf(true, pred) -> dict:
+    """Pairwise precision, recall and F1 (a pair is positive when both records share a cluster).
+
+    With no predicted pairs precision is 1.0 by convention (nothing claimed, nothing wrong); with no
+    true pairs recall is 1.0; F1 is their harmonic mean (0 when both are 0).
+    """
+    tp, pred_pairs, true_pairs = pair_counts(true, pred)
+    precision = tp / pred_pairs if pred_pairs else 1.0
+    recall = tp / true_pairs if true_pairs else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "tp_pairs": tp, "pred_pairs": pred_pairs, "true_pairs": true_pairs}
+
+
+def purity(true, pred) -> float:
+    """Share of records in the majority true cluster of their predicted cluster."""
+    table = _contingency(true, pred)
+    if table.shape[0] == 0:
+        return 1.0
+    return float(table.max(axis=1).toarray().sum() / table.sum())
+
+
+def linkage_scores(true, pred) -> dict:
+    """ARI, pairwise precision/recall/F1, purity and cluster counts of a predicted partition."""
+    from sklearn.metrics import adjusted_rand_score
+
+    out = {"ari": float(adjusted_rand_score(np.asarray(true), np.asarray(pred)))}
+    out.update(pairwise_prf(true, pred))
+    out["purity"] = purity(true, pred)
+    out["n_records"] = int(len(true))
+    out["n_clusters_pred"] = int(len(np.unique(pred)))
+    out["n_clusters_true"] = int(len(np.unique(true)))
+    return out
+
+
+def combine_embeddings(image, text, im_wt: float) -> np.ndarray:
+    """CLIPPINGS record embedding: L2-normalised ``im_wt * img/|img| + (1 - im_wt) * txt/|txt|``.
+
+    ``im_wt = 1`` is the image-only (visual) embedding, ``0`` the text-only (language) one.
+    """
+    if not 0.0 <= im_wt <= 1.0:
+        raise ValueError(f"im_wt must be in [0, 1], got {im_wt}")
+    parts = []
+    for arr in (image, text):
+        arr = np.asarray(arr, dtype=np.float64)
+        parts.append(arr / np.linalg.norm(arr, axis=1, keepdims=True))
+    mixed = im_wt * parts[0] + (1.0 - im_wt) * parts[1]
+    return mixed / np.linalg.norm(mixed, axis=1, keepdims=True)
+
+
+@dataclass
+class TuneResult:
+    threshold: float
+    score: float
+    metric: str
+    im_wt: float | None = None
+    curve: list = field(default_factory=list)  # (im_wt, threshold, score) for every candidate tried
+
+
+def _candidate_thresholds(heights: np.ndarray, max_candidates: int) -> tuple[np.ndarray, np.ndarray]:
+    """Thresholds at which the partition changes, and a robust operating point inside each interval.
+
+    Single linkage is constant on [h_k, h_{k+1}) between merge heights; we score at h_k and, if it wins,
+    use the middle of that interval so a slightly different test distribution is not cut at an edge.
+    """
+    h = np.unique(heights)
+    if len(h) == 0:
+        return np.zeros(1), np.zeros(1)
+    if len(h) > max_candidates:
+        h = np.unique(np.quantile(h, np.linspace(0, 1, max_candidates), method="nearest"))
+    nxt = np.append(h[1:], h[-1] + max(1e-3, 0.05 * h[-1]))
+    return np.concatenate([[0.0], h]), np.concatenate([[h[0] / 2], (h + nxt) / 2])
+
+
+def _score(metric: str, true, pred) -> float:
+    if metric == "ari":
+        from sklearn.metrics import adjusted_rand_score
+
+        return float(adjusted_rand_score(true, pred))
+    if metric == "f1":
+        return pairwise_prf(true, pred)["f1"]
+    raise ValueError(f"unknown tuning metric {metric!r} (ari, f1)")
+
+
+def tune_threshold(
+    embeddings,
+    labels,
+    *,
+    metric: str = "ari",
+    thresholds: Sequence[float] | None = None,
+    t_max: float = 1.0,
+    max_candidates: int = 400,
+) -> TuneResult:
+    """The single-linkage threshold that maximises ``metric`` on the given (validation) records.
+
+    By default every threshold at which the partition changes (the dendrogram's merge heights up to
+    ``t_max``) is tried, so the optimum over all thresholds is found, not a grid approximation.
+    """
+    labels = np.asarray(labels)
+    tree = SingleLinkageTree(embeddings, t_max=t_max)
+    if thresholds is None:
+        heights = tree.merge_heights()
+        evals, operating = _candidate_thresholds(heights[heights <= t_max], max_candidates)
+    else:
+        evals = operating = np.asarray(sorted(thresholds), dtype=np.float64)
+    best = None
+    curve = []
+    for t_eval, t_op in zip(evals, operating):
+        s = _score(metric, labels, tree.labels_at(float(t_eval)))
+        curve.append((None, float(t_op), s))
+        if best is None or s > best[1] + 1e-12:
+            best = (float(t_op), s)
+    return TuneResult(threshold=best[0], score=best[1], metric=metric, curve=curve)
+
+
+def tune_threshold_and_weight(
+    image,
+    text,
+    labels,
+    *,
+    weights: Sequence[float] = tuple(np.round(np.linspace(0.0, 1.0, 11), 2)),
+    metric: str = "ari",
+    t_max: float = 1.0,
+) -> TuneResult:
+    """Jointly choose ``im_wt`` (from ``weights``) and the threshold on the given (validation) records."""
+    best = None
+    curve = []
+    for w in weights:
+        res = tune_threshold(combine_embeddings(image, text, float(w)), labels, metric=metric, t_max=t_max)
+        curve.extend((float(w), t, s) for _, t, s in res.curve)
+        if best is None or res.score > best.score + 1e-12:
+            best = TuneResult(threshold=res.threshold, score=res.score, metric=metric, im_wt=float(w))
+    best.curve = curve
+    return best
+
+
+@dataclass
+class LinkageSplit:
+    """The records of one split: either one embedding matrix, or image and text parts to mix."""
+
+    labels: np.ndarray
+    embeddings: np.ndarray | None = None
+    image: np.ndarray | None = None
+    text: np.ndarray | None = None
+    name: str = ""
+
+    def embed(self, im_wt: float | None) -> np.ndarray:
+        if self.embeddings is not None:
+            return self.embeddings
+        if self.image is None or self.text is None or im_wt is None:
+            raise ValueError(f"split {self.name!r}: give embeddings, or image and text parts and an im_wt")
+        return combine_embeddings(self.image, self.text, im_wt)
+
+
+def evaluate_split(
+    validation: LinkageSplit,
+    test: LinkageSplit,
+    *,
+    im_wt: float | None = 0.5,
+    tune_im_wt: bool = False,
+    metric: str = "ari",
+    cluster: Callable | None = None,
+) -> dict:
+    """Tune on ``validation`` only, then cluster ``test`` once and score it.
+
+    The tuning functions receive the validation records and labels only; ``test.labels`` is read after
+    the operating point is fixed, to compute the scores.
+    """
+    if tune_im_wt:
+        if validation.image is None or validation.text is None:
+            raise ValueError("tune_im_wt needs image and text embeddings of the validation split")
+        tuned = tune_threshold_and_weight(validation.image, validation.text, validation.labels, metric=metric)
+    else:
+        tuned = tune_threshold(validation.embed(im_wt), validation.labels, metric=metric)
+        tuned.im_wt = im_wt if validation.embeddings is None else None
+    cluster = cluster or (lambda X, t: single_linkage(X, t))
+    pred = cluster(test.embed(tuned.im_wt), tuned.threshold)
+    scores = linkage_scores(test.labels, pred)
+    return {
+        "threshold": tuned.threshold,
+        "im_wt": tuned.im_wt,
+        f"validation_{metric}": tuned.score,
+        "test": scores,
+    }
