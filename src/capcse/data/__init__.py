@@ -1,1 +1,22 @@
-"""capcse.data"""
+"""capcse.data: the data registry, resolution/download, and the text loaders (STS, transfer, NLI, corpora, captions).
+
+See docs/data.md for where every data set comes from and how capcse finds it.
+"""
+
+from capcse.data.corpora import (CaptionRow, NLIPair, RowTable, count_lines, load_caption_table, load_nli_pairs,
+                                 read_caption_table, read_text_corpus)
+from capcse.data.registry import (REGISTRY, DatasetSpec, Layout, Located, RemoteFile, Source, cache_dir,
+                                  data_cache_dir, data_roots, find_local, get_spec, is_offline, list_datasets,
+                                  locate, resolve_dataset)
+from capcse.data.sts import STSData, load_sts, read_sts_file, read_sts_pair_files
+from capcse.data.transfer import TransferData, load_transfer
+
+__all__ = [
+    "REGISTRY", "DatasetSpec", "Layout", "Located", "RemoteFile", "Source",
+    "cache_dir", "data_cache_dir", "data_roots", "find_local", "get_spec", "is_offline", "list_datasets",
+    "locate", "resolve_dataset",
+    "STSData", "load_sts", "read_sts_file", "read_sts_pair_files",
+    "TransferData", "load_transfer",
+    "CaptionRow", "NLIPair", "RowTable", "count_lines", "load_caption_table", "load_nli_pairs",
+    "read_caption_table", "read_text_corpus",
+]
