@@ -1,0 +1,208 @@
+"""Training recipes: a YAML file (``configs/<name>.yaml``) naming model, data, pooler, loss, schedule
+and evaluation. Every value can be overridden with ``--set section.key=value`` (the value is parsed
+as YAML, so ``--set train.learning_rate=1e-5 --set eval.final=[sts,transfer]`` work)."""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from capcse.errors import ConfigError
+
+
+@dataclass
+class ModelSection:
+    name: str = "all-MiniLM-L6-v2"
+    pooler: str = "cls"                 # capcse.models.POOLERS
+    mlp_only_train: bool = False        # SimCSE: MLP over [CLS] in training only (unsup recipes)
+    mlp_init: str = "fresh"             # fresh (SimCSE: a new MLP) | pretrained (keep the model's pooler)
+    max_length: int = 32
+    trust_remote_code: bool = False
+
+
+@dataclass
+class DataSection:
+    train: str = "wiki1m"               # registry name, file path, or hf:<name>[:<config>][:<split>]
+    format: str = "auto"                # auto | text | triplets | pairs | hf
+    columns: list[str] | None = None    # which columns to use (hf / tabular inputs), in order
+    limit: int | None = None            # use the first N examples
+    data_dir: str | None = None
+
+
+@dataclass
+class LossSection:
+    name: str = "simcse"
+    temperature: float = 0.05
+    hard_negative_weight: float = 0.0
+    mlm_weight: float = 0.0             # SimCSE's auxiliary MLM (lambda = 0.1 in the paper's ablation)
+    mlm_probability: float = 0.15
+    mini_batch_size: int | None = None  # GradCache: embed/back-propagate in chunks of this many rows
+    gather_across_devices: bool = True  # in-batch negatives from every process under DDP
+
+
+@dataclass
+class TrainSection:
+    output_dir: str | None = None
+    batch_size: int = 64
+    learning_rate: float = 3e-5
+    epochs: float = 1.0
+    max_steps: int = -1
+    warmup_ratio: float = 0.0
+    lr_scheduler: str = "linear"
+    weight_decay: float = 0.0
+    seed: int = 42
+    precision: str = "fp32"             # fp32 | bf16 | fp16 (autocast)
+    gradient_accumulation_steps: int = 1
+    group_by_length: bool = False       # batches of similar length (less padding)
+    logging_steps: int = 25
+    save_steps: int | None = None       # default: eval.steps when evaluating, else 500
+    save_total_limit: int | None = 2
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    dataloader_num_workers: int = 0
+    device: str | None = None           # None: CUDA if present, else CPU
+    torch_threads: int | None = None
+
+
+@dataclass
+class EvalSection:
+    during: str | None = "stsb-dev"     # stsb-dev | none
+    steps: int = 125
+    load_best: bool = True
+    final: list[str] = field(default_factory=lambda: ["sts"])   # sts | transfer | korsts | all | none
+    mode: str = "test"
+    variant: str = "senteval"
+    data_dir: str | None = None
+
+
+@dataclass
+class Recipe:
+    name: str = "custom"
+    description: str = ""
+    reference: str = ""
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    loss: LossSection = field(default_factory=LossSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    eval: EvalSection = field(default_factory=EvalSection)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.train.output_dir or f"outputs/{self.name}")
+
+
+SECTIONS = {"model": ModelSection, "data": DataSection, "loss": LossSection, "train": TrainSection,
+            "eval": EvalSection}
+
+
+def configs_dir() -> Path:
+    """``$CAPCSE_CONFIGS``, else the repository's ``configs/`` folder."""
+    env = os.environ.get("CAPCSE_CONFIGS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "configs"
+
+
+def find_recipe(name_or_path: str | os.PathLike) -> Path:
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    for cand in (configs_dir() / f"{name_or_path}.yaml", configs_dir() / str(name_or_path)):
+        if cand.is_file():
+            return cand
+    known = sorted(p.stem for p in configs_dir().glob("*.yaml")) if configs_dir().is_dir() else []
+    raise ConfigError(f"no recipe {str(name_or_path)!r}: not a file, and not in {configs_dir()} "
+                      f"(known: {', '.join(known) or 'none'})")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"--set takes key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: cannot parse {raw!r}: {exc}") from None
+    return key.strip().split("."), value
+
+
+def _build(cls, data: dict[str, Any], where: str):
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    kwargs = {}
+    for key, value in data.items():
+        ftype = known[key].type
+        sub = SECTIONS.get(key) if cls is Recipe else None
+        if sub is not None and isinstance(value, dict):
+            kwargs[key] = _build(sub, value, f"{where}.{key}")
+        elif sub is not None:
+            raise ConfigError(f"{where}.{key} must be a mapping")
+        else:
+            kwargs[key] = _coerce(value, ftype, f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, ftype: Any, where: str) -> Any:
+    text = str(ftype)
+    if value is None:
+        return None
+    try:
+        if text.startswith("float") and not isinstance(value, bool):
+            return float(value)
+        if text.startswith("int") and not isinstance(value, bool):
+            if float(value) != int(float(value)):
+                raise ValueError
+            return int(value)
+        if text.startswith("bool"):
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
+        if text.startswith("list") and isinstance(value, str):
+            return [value]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected {text}, got {value!r}") from None
+    return value
+
+
+def load_recipe(name_or_path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read a recipe file and apply ``key=value`` overrides."""
+    path = find_recipe(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        from capcse.errors import DataFormatError
+
+        raise DataFormatError(path, line, f"invalid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a recipe is a mapping of sections")
+    data = copy.deepcopy(data)
+    data.setdefault("name", path.stem)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {'.'.join(keys)}: {key} is not a section")
+        node[keys[-1]] = value
+    return _build(Recipe, data, str(path))
+
+
+def recipe_from_dict(data: dict[str, Any]) -> Recipe:
+    return _build(Recipe, copy.deepcopy(data), "recipe")
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    assert is_dataclass(recipe)
+    return yaml.safe_dump(recipe.to_dict(), sort_keys=False, allow_unicode=True)
