@@ -174,24 +174,21 @@ class Captioner:
         if self.adapter not in ("blip", "encoder-decoder", "git", "generic"):
             raise CapcseError(f"unknown adapter {adapter!r}")
 
-        processor = AutoProcessor.from_pretrained(model)
-        if isinstance(processor, transformers.ProcessorMixin):
-            self.image_processor = processor.image_processor
-            self.tokenizer = processor.tokenizer
-        else:  # e.g. ViT-GPT2: an image processor and a tokenizer saved side by side
-            self.image_processor = AutoImageProcessor.from_pretrained(model)
-            self.tokenizer = AutoTokenizer.from_pretrained(model)
-
-        errors = []
-        self.model = None
-        for cls in _load_model_class():
-            try:
-                self.model = cls.from_pretrained(model, dtype=self.dtype)
-                break
-            except ValueError as exc:  # not in this auto mapping
-                errors.append(str(exc))
-        if self.model is None:
-            raise CapcseError(f"{model!r} ({self.model_type}) is not an image-to-text model: {errors}")
+        classes = [cls for cls in _load_model_class() if type(config) in cls._model_mapping]
+        if not classes:
+            raise CapcseError(f"{model!r} (model type {self.model_type!r}) is not an image-to-text model "
+                              "known to transformers' AutoModelForImageTextToText")
+        self.model = classes[0].from_pretrained(model, dtype=self.dtype)
+        try:
+            processor = AutoProcessor.from_pretrained(model)
+            if isinstance(processor, transformers.ProcessorMixin):
+                self.image_processor = processor.image_processor
+                self.tokenizer = processor.tokenizer
+            else:  # e.g. ViT-GPT2: an image processor and a tokenizer saved side by side
+                self.image_processor = AutoImageProcessor.from_pretrained(model)
+                self.tokenizer = AutoTokenizer.from_pretrained(model)
+        except (OSError, ValueError) as exc:
+            raise CapcseError(f"cannot load the image processor / tokenizer of {model!r}: {exc}") from exc
         self.model.to(self.device).eval()
         self.transform = ImageTransform(self.image_processor)
 
