@@ -9,6 +9,8 @@ from capcse.data import STSData, load_sts, read_sts_file, read_sts_pair_files
 from capcse.data.sts import read_header_tsv, read_stsb_csv
 from capcse.errors import ConfigError, DataFormatError
 
+pytestmark = pytest.mark.usefixtures("isolated_data_env")
+
 # the data README's numbers
 STS_COUNTS = {"sts12": 3108, "sts13": 1500, "sts14": 3750, "sts15": 3000, "sts16": 1186}
 SPLIT_COUNTS = {
