@@ -130,23 +130,35 @@ def test_sts12_zip_fallback(mirror, data_dir, isolated_data_env):
 
 
 def test_senteval_tar_reused_for_several_tasks(mirror, data_dir, isolated_data_env):
-    """SimCSE's senteval.tar (here a small copy with the same layout) is fetched once and serves two tasks."""
+    """SimCSE's senteval.tar (here a copy with the same layout) is fetched once and serves several tasks; SST2
+    is taken from SST/binary although SST/fine holds the same file names."""
     tar_url = REGISTRY["mr"].layouts[0].sources[1].files[0].url
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tf:
-        for folder in ("MR", "TREC"):
+        for folder in ("MR", "TREC", "SST/fine", "SST/binary"):
             for f in sorted((data_dir / "downstream" / folder).iterdir()):
                 tf.add(f, f"downstream/{folder}/{f.name}")
     _serve(mirror, tar_url, buf.getvalue())
     assert len(load_transfer("mr").splits["all"][0]) == 10662
     assert len(load_transfer("trec").splits["train"][0]) == 5452
+    assert len(load_transfer("sst2").splits["train"][0]) == 67349
+    assert (isolated_data_env / "data/downstream/SST/binary/sentiment-train").is_file()
     tar_requests = [r for r in mirror.requests if r.endswith("senteval.tar")]
-    assert len(tar_requests) == 1  # the second task used the kept archive
+    assert len(tar_requests) == 1  # the other tasks used the kept archive
     assert list((isolated_data_env / "data" / "downloads").iterdir())[0].name.endswith("senteval.tar")
-    # SST2 is not in this archive: a clear error, nothing installed
-    with pytest.raises(DataNotFoundError, match=r"senteval.tar has no folder holding sentiment-train"):
-        load_transfer("sst2")
-    assert not (isolated_data_env / "data/downstream/SST").exists()
+    # CR is not in this archive: a clear error, nothing installed
+    with pytest.raises(DataNotFoundError, match=r"senteval.tar has no folder holding custrev.pos"):
+        load_transfer("cr")
+    assert not (isolated_data_env / "data/downstream/CR").exists()
+
+
+def test_data_prefix_tie_break():
+    from capcse.data.download import _data_prefix
+
+    names = ["d/SST/fine/a", "d/SST/fine/b", "d/SST/binary/a", "d/SST/binary/b", "x/a"]
+    assert _data_prefix(names, ("a", "b"), Path("t.tar"), ("downstream/SST/binary",)) == "d/SST/binary/"
+    assert _data_prefix(names, ("a", "b"), Path("t.tar"), ("SST/fine",)) == "d/SST/fine/"
+    assert _data_prefix(names, ("a", "b"), Path("t.tar")) == "d/SST/fine/"  # no hint: the shallowest, then name
 
 
 def test_count_verification_rejects_truncated_copy(mirror, data_dir, isolated_data_env):

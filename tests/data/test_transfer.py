@@ -77,42 +77,42 @@ def test_sst_forms(data_dir):
 
 
 # ---------------------------------------------------------------------------------------------- bad input
-def test_bad_trec(tmp_path):
-    (tmp_path / "TREC_10.label").write_text("NUM:date When was it ?\n", encoding="latin-1")
-    (tmp_path / "train_5500.label").write_text("DESC:manner How ?\nFOO:bar What ?\n", encoding="latin-1")
-    with pytest.raises(DataFormatError, match=r"train_5500.label:2: unknown TREC class 'FOO'"):
-        read_transfer("trec", tmp_path)
-    (tmp_path / "train_5500.label").write_text("DESC:manner How ?\nno colon here\n", encoding="latin-1")
-    with pytest.raises(DataFormatError, match=r"train_5500.label:2: expected 'COARSE:fine question'"):
-        read_transfer("trec", tmp_path)
+_MRPC_HEADER = "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+_GOOD = {
+    "trec": {"TREC_10.label": "NUM:date When was it ?\n", "train_5500.label": "DESC:manner How ?\n"},
+    "sst2": {f"sentiment-{s}": "good film\t1\n" for s in ("train", "dev", "test")},
+    "mrpc": {f"msr_paraphrase_{s}.txt": _MRPC_HEADER + "1\t1\t2\ta\tb\n" for s in ("train", "test")},
+}
+BAD_CASES = [  # (task, file, its content, the error)
+    ("trec", "train_5500.label", "DESC:manner How ?\nFOO:bar What ?\n", r"train_5500.label:2: unknown TREC class 'FOO'"),
+    ("trec", "train_5500.label", "DESC:manner How ?\nno colon here\n", r"train_5500.label:2: expected 'COARSE:fine"),
+    ("trec", "TREC_10.label", "NUM:date\n", r"TREC_10.label:1: no question text"),
+    ("sst2", "sentiment-dev", "good film\t1\nbad film\tx\n", r"sentiment-dev:2: label 'x' is not an integer"),
+    ("sst2", "sentiment-dev", "good film\t3\n", r"sentiment-dev:1: label 3 outside 0..1"),
+    ("sst2", "sentiment-dev", "no label column\n", r"sentiment-dev:1: expected 2 tab-separated columns, found 1"),
+    ("mrpc", "msr_paraphrase_train.txt", _MRPC_HEADER + "1\t1\t2\ta\tb\n0\t3\t4\tonly three\n",
+     r"msr_paraphrase_train.txt:3: expected 5 tab-separated columns"),
+    ("mrpc", "msr_paraphrase_train.txt", "1\t1\t2\ta\tb\n", r"msr_paraphrase_train.txt:1: expected the MRPC header"),
+    ("mrpc", "msr_paraphrase_test.txt", _MRPC_HEADER + "2\t1\t2\ta\tb\n",
+     r"msr_paraphrase_test.txt:2: quality label '2' is not 0 or 1"),
+]
 
 
-def test_bad_sst(tmp_path):
-    for split in ("train", "dev", "test"):
-        (tmp_path / f"sentiment-{split}").write_text("good film\t1\n", encoding="utf-8")
-    (tmp_path / "sentiment-dev").write_text("good film\t1\nbad film\tx\n", encoding="utf-8")
-    with pytest.raises(DataFormatError, match=r"sentiment-dev:2: label 'x' is not an integer"):
-        read_transfer("sst2", tmp_path)
-    (tmp_path / "sentiment-dev").write_text("good film\t3\n", encoding="utf-8")
-    with pytest.raises(DataFormatError, match=r"sentiment-dev:1: label 3 outside 0..1"):
-        read_transfer("sst2", tmp_path)
-    (tmp_path / "sentiment-dev").write_text("no label column\n", encoding="utf-8")
-    with pytest.raises(DataFormatError, match=r"sentiment-dev:1: expected 2 tab-separated columns, found 1"):
-        read_transfer("sst2", tmp_path)
+def _write_task(folder, task, **override):
+    for name, text in {**_GOOD[task], **override}.items():
+        (folder / name).write_text(text, encoding="latin-1" if task == "trec" else "utf-8")
 
 
-def test_bad_mrpc(tmp_path):
-    header = "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
-    (tmp_path / "msr_paraphrase_test.txt").write_text(header + "1\t1\t2\ta\tb\n", encoding="utf-8")
-    (tmp_path / "msr_paraphrase_train.txt").write_text(header + "1\t1\t2\ta\tb\n0\t3\t4\tonly three\n",
-                                                       encoding="utf-8")
-    with pytest.raises(DataFormatError, match=r"msr_paraphrase_train.txt:3: expected 5 tab-separated columns"):
-        read_transfer("mrpc", tmp_path)
-    (tmp_path / "msr_paraphrase_train.txt").write_text("1\t1\t2\ta\tb\n", encoding="utf-8")
-    with pytest.raises(DataFormatError, match=r"msr_paraphrase_train.txt:1: expected the MRPC header"):
-        read_transfer("mrpc", tmp_path)
-    (tmp_path / "msr_paraphrase_train.txt").write_text(header + "2\t1\t2\ta\tb\n", encoding="utf-8")
-    with pytest.raises(DataFormatError, match=r"msr_paraphrase_train.txt:2: quality label '2' is not 0 or 1"):
-        read_transfer("mrpc", tmp_path)
-    (tmp_path / "msr_paraphrase_train.txt").write_text(header + "1\t1\t2\t a  b \tc\n", encoding="utf-8")
+@pytest.mark.parametrize("task,fname,content,error", BAD_CASES)
+def test_bad_input_names_file_and_line(tmp_path, task, fname, content, error):
+    _write_task(tmp_path, task, **{fname: content})
+    with pytest.raises(DataFormatError, match=error):
+        read_transfer(task, tmp_path)
+
+
+def test_small_files_read(tmp_path):
+    _write_task(tmp_path, "mrpc", **{"msr_paraphrase_train.txt": _MRPC_HEADER + "1\t1\t2\t a  b \tc\n"})
     assert read_transfer("mrpc", tmp_path).splits["train"][0] == [("a b", "c")]
+    _write_task(tmp_path, "trec", **{"TREC_10.label": "LOC:city Where is caf\xe9  Paris ?\n"})
+    d = read_transfer("trec", tmp_path)
+    assert d.splits["test"][0] == ["Where is caf\xe9 Paris ?"] and d.splits["test"][1].tolist() == [4]

@@ -126,18 +126,34 @@ def _archive_names(archive: Path, kind: str) -> list[str]:
         return [m.name for m in tf.getmembers() if m.isfile()]
 
 
-def _data_prefix(names: list[str], required: tuple[str, ...], archive: Path) -> str:
-    """The archive folder ("" or "a/b/") holding every required file; the shallowest when several do."""
+def _data_prefix(names: list[str], required: tuple[str, ...], archive: Path, hints: tuple[str, ...] = ()) -> str:
+    """The archive folder ("" or "a/b/") holding every required file.
+
+    When several folders do (SentEval's ``SST/binary`` and ``SST/fine`` hold the same file names), the one whose
+    trailing path components match one of ``hints`` (the layout's relative paths) best wins, then the shallowest.
+    """
     if not required:
         return ""
     nameset = set(names)
     first = required[0]
-    prefixes = sorted({n[: -len(first)] for n in names if n == first or n.endswith("/" + first)}, key=len)
-    for prefix in prefixes:
-        if all(prefix + r in nameset for r in required):
-            return prefix
-    raise VerificationError(f"{archive.name} has no folder holding {', '.join(required[:4])}"
-                            f"{', ...' if len(required) > 4 else ''}")
+    candidates = {n[: -len(first)] for n in names if n == first or n.endswith("/" + first)}
+    complete = [c for c in candidates if all(c + r in nameset for r in required)]
+    if not complete:
+        raise VerificationError(f"{archive.name} has no folder holding {', '.join(required[:4])}"
+                                f"{', ...' if len(required) > 4 else ''}")
+
+    def tail_match(prefix: str) -> int:
+        parts = PurePosixPath(prefix).parts if prefix else ()
+        best = 0
+        for hint in hints:
+            hparts = PurePosixPath(hint).parts
+            k = 0
+            while k < min(len(parts), len(hparts)) and parts[-1 - k] == hparts[-1 - k]:
+                k += 1
+            best = max(best, k)
+        return best
+
+    return min(complete, key=lambda c: (-tail_match(c), len(c), c))
 
 
 def _safe_relative(name: str, archive: Path) -> PurePosixPath:
@@ -148,15 +164,16 @@ def _safe_relative(name: str, archive: Path) -> PurePosixPath:
 
 
 def extract(archive: str | os.PathLike, kind: str, out_dir: str | os.PathLike, *, required: tuple[str, ...] = (),
-            keep: tuple[str, ...] = ()) -> Path:
+            keep: tuple[str, ...] = (), hints: tuple[str, ...] = ()) -> Path:
     """Extract the data folder of ``archive`` (zip or tar) into ``out_dir``; returns ``out_dir``.
 
-    The data folder is the shallowest archive folder holding every ``required`` file (the archive root when
-    none are given); only members below it are written, and with ``keep`` only those matching a pattern.
+    The data folder is the archive folder holding every ``required`` file (the archive root when none are
+    given; see :func:`_data_prefix` for ties); only members below it are written, and with ``keep`` only those
+    matching a pattern.
     """
     archive, out_dir = Path(archive), Path(out_dir)
     names = _archive_names(archive, kind)
-    prefix = _data_prefix(names, required, archive)
+    prefix = _data_prefix(names, required, archive, hints)
     wanted = {}
     for name in names:
         if not name.startswith(prefix):
@@ -243,7 +260,8 @@ def install_source(spec: DatasetSpec, layout: Layout, source: Source, *, cache_r
                     archive = staging / f"download-{i}-{PurePosixPath(urlsplit(rf.url).path).name}"
                     fetch(url, archive, sha256=rf.sha256, timeout=timeout)
                     archives.append((rf, archive))
-                extract(archive, rf.unpack, dest, required=layout.required if rf.dest == "." else (), keep=rf.keep)
+                extract(archive, rf.unpack, dest, required=layout.required if rf.dest == "." else (), keep=rf.keep,
+                        hints=layout.paths)
             elif rf.unpack == "gz":
                 packed = staging / f"download-{i}.gz"
                 fetch(url, packed, sha256=rf.sha256, timeout=timeout)
