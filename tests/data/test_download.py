@@ -219,3 +219,15 @@ def test_extract_rejects_unsafe_members(tmp_path):
     with pytest.raises(VerificationError, match="unsafe member path"):
         extract(archive, "zip", tmp_path / "out")
     assert not (tmp_path / "escape.txt").exists()
+
+
+def test_incomplete_cache_folder_is_completed(mirror, data_dir, isolated_data_env):
+    """A cache folder missing files is not 'found'; the download adds what it lacks and keeps what is there."""
+    folder = isolated_data_env / "data" / "kornli"
+    folder.mkdir(parents=True)
+    (folder / "NOTES.txt").write_text("mine")
+    for rf in REGISTRY["kornli-xnli"].layouts[0].sources[0].files:
+        _serve(mirror, rf.url, (data_dir / "kornli" / rf.dest).read_bytes())
+    loc = locate("kornli-xnli")
+    assert loc.downloaded and loc.path == folder
+    assert sorted(p.name for p in folder.iterdir()) == ["NOTES.txt", "xnli.dev.ko.tsv", "xnli.test.ko.tsv"]

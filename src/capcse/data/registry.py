@@ -77,7 +77,6 @@ class Layout:
     variant: str
     paths: tuple[str, ...]
     required: tuple[str, ...] = ()
-    optional: tuple[str, ...] = ()
     sources: tuple[Source, ...] = ()
     partial: bool = False
     expected: Mapping[str, int] | None = None
@@ -472,7 +471,6 @@ _COCO = DatasetSpec(
             "default",
             ("coco_val2017_captions", "coco/annotations", "annotations"),
             required=("captions_val2017.json",),
-            optional=("captions_train2017.json",),
             sources=(Source("annotations_trainval2017.zip from cocodataset.org (checksum not published: counts verified)",
                             (RemoteFile(_COCO_ZIP, unpack="zip", keep=("captions_*2017.json",)),)),),
         ),
