@@ -1,0 +1,120 @@
+"""Caption throughput: capcse's batched generation with background decoding vs a per-image loop.
+
+Model: ``BlipConfig`` defaults (ViT-B/16 at 384 px + 12-layer BERT-base decoder, the size of
+``Salesforce/blip-image-captioning-base``) with random weights, saved and loaded like a hub model.
+Images: real Flickr8k JPEGs. Every caption is exactly ``--new-tokens`` tokens long
+(``min_new_tokens = max_new_tokens``), so both sides do the same amount of decoding; nucleus sampling
+(top-p 0.9) as in the seed; KV cache on in both (transformers' default).
+
+* anchor, "per image" (like the seed's ``caption_Infer_NS_L.py``): for each file, open it, run the
+  processor, ``model.generate`` on one image, fp32;
+* capcse: ``capcse.caption.run.caption_images`` on the same folder: DataLoader workers decode and
+  preprocess in the background, ``--batch-size`` images per ``generate`` call, optional bf16 autocast
+  (``--autocast bf16``: AVX512-BF16 CPUs), output chunks written as in a real run.
+
+Both run in this process, one after the other, with the same torch thread count. The last line is
+``RESULT caption_throughput ratio=<capcse / per-image images per second> target=4``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _find_images(data_dir: Path, n: int) -> list[Path]:
+    images = sorted((data_dir / "flickr8k_mini1000" / "images").glob("*.jpg"))
+    if len(images) < n:
+        sys.exit(f"need {n} images in {data_dir}/flickr8k_mini1000/images, found {len(images)}")
+    return images[:n]
+
+
+def per_image_loop(model_dir: Path, images: list[Path], new_tokens: int, seed: int) -> tuple[float, list[str]]:
+    """The seed's way: one image at a time, open + preprocess + generate (fp32)."""
+    import torch
+    from PIL import Image
+    from transformers import BlipForConditionalGeneration, BlipProcessor
+
+    processor = BlipProcessor.from_pretrained(model_dir)
+    model = BlipForConditionalGeneration.from_pretrained(model_dir).eval()
+    captions = []
+    t0 = time.perf_counter()
+    for i, path in enumerate(images):
+        image = Image.open(path).convert("RGB")
+        inputs = processor(images=image, return_tensors="pt")
+        torch.manual_seed(seed + i)
+        with torch.no_grad():
+            out = model.generate(**inputs, do_sample=True, top_p=0.9, max_new_tokens=new_tokens,
+                                 min_new_tokens=new_tokens)
+        captions.append(processor.decode(out[0], skip_special_tokens=True))
+    return time.perf_counter() - t0, captions
+
+
+def batched(model_dir: Path, folder: Path, out: Path, args) -> tuple[float, int]:
+    from capcse.caption.generate import Captioner, DecodingConfig
+    from capcse.caption.run import RunSettings, caption_images
+
+    captioner = Captioner(str(model_dir), device="cpu", autocast=args.autocast)
+    settings = RunSettings(images=str(folder), model=str(model_dir), seed=args.seed, batch_size=args.batch_size,
+                           chunk_size=args.batch_size * 4, autocast=args.autocast,
+                           decoding=DecodingConfig(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens))
+    t0 = time.perf_counter()
+    stats = caption_images(settings, out, captioner=captioner, num_workers=args.num_workers, progress=False)
+    return time.perf_counter() - t0, stats.images_now
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", default=os.environ.get("CAPCSE_DATA",
+                                                         str(Path(__file__).resolve().parents[2] / "shared" / "data")))
+    ap.add_argument("--images", type=int, default=64)
+    ap.add_argument("--per-image-count", type=int, default=None,
+                    help="images for the per-image anchor (default: all; its rate is per image either way)")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--new-tokens", type=int, default=16, help="fixed caption length (max = min new tokens)")
+    ap.add_argument("--autocast", choices=["none", "bf16"], default="bf16")
+    ap.add_argument("--num-workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true", help="8 images in one batch, 4 per-image (< 3 min on an idle machine)")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.images, args.batch_size, args.per_image_count = 8, 8, args.per_image_count or 4
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from capcse.caption.random_models import save_random_blip
+
+    images = _find_images(Path(args.data_dir), args.images)
+    n_anchor = min(args.per_image_count or len(images), len(images))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model_dir = save_random_blip(tmp / "blip-base-random", tiny=False)
+        folder = tmp / "images"
+        folder.mkdir()
+        for p in images:
+            os.symlink(p, folder / p.name)
+        print(f"BLIP-base config, random weights; {len(images)} images, {args.new_tokens} new tokens, "
+              f"{args.threads} threads, autocast={args.autocast}", flush=True)
+
+        t_b, n_b = batched(model_dir, folder, tmp / "out", args)
+        rate_b = n_b / t_b
+        print(f"batched   : {n_b} images in {t_b:.1f} s = {rate_b:.3f} images/s "
+              f"(batch {args.batch_size}, {args.num_workers} decode workers)", flush=True)
+        t_a, caps = per_image_loop(model_dir, images[:n_anchor], args.new_tokens, args.seed)
+        rate_a = n_anchor / t_a
+        print(f"per-image : {n_anchor} images in {t_a:.1f} s = {rate_a:.3f} images/s", flush=True)
+        assert len(caps) == n_anchor
+    ratio = rate_b / rate_a
+    print(f"RESULT caption_throughput ratio={ratio:.2f} target=4 batched_ips={rate_b:.3f} per_image_ips={rate_a:.3f} "
+          f"images={len(images)} batch_size={args.batch_size} new_tokens={args.new_tokens} autocast={args.autocast}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
