@@ -113,7 +113,7 @@ def plot_stats(stats: dict[str, dict[str, Any]], path: str | os.PathLike) -> Pat
         ax2.bar([m + (k - (len(names) - 1) / 2) * width for m in range(len(metrics))],
                 [stats[name][m] for m in metrics], width=width, label=f"{name} (vocab {stats[name]['vocab_size']})")
     ax2.set_xticks(range(len(metrics)), ["distinct-1", "distinct-2"])
-    ax2.set_ylim(0, 1)
+    ax2.set_ylim(0, 1.05)
     ax2.set_title("Diversity")
     ax2.legend(fontsize=8)
     fig.tight_layout()
