@@ -30,6 +30,11 @@ class Pairs:
 
 
 @pytest.fixture
+def pairs_type():
+    return Pairs
+
+
+@pytest.fixture
 def bow():
     return bow_encode
 

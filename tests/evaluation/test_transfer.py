@@ -73,8 +73,9 @@ def test_split_probe_chooses_c_on_dev():
 
 def test_parallel_fits_give_identical_results():
     X, y = blobs(n=90, d=10, sep=1.0, seed=6, noise=1.5)
-    one = inner_kfold_probe(X, y, ProbeConfig(kfold=3, n_jobs=1))
-    two = inner_kfold_probe(X, y, ProbeConfig(kfold=3, n_jobs=2))
+    cfg = dict(kfold=3, inner_grid=(0.25, 1.0, 4.0))
+    one = inner_kfold_probe(X, y, ProbeConfig(**cfg, n_jobs=1))
+    two = inner_kfold_probe(X, y, ProbeConfig(**cfg, n_jobs=2))
     assert one == two
 
 
@@ -128,7 +129,7 @@ def test_tasks_end_to_end_with_an_encoder_function(bow):
 
     mrpc = TD("mrpc", 2, {"train": pairs(60), "test": pairs(30)}, True)
     res = evaluate_transfer(lambda s: bow(s, dim=1024), datasets={"mr": mr, "sst2": sst, "trec": trec, "mrpc": mrpc},
-                            config=ProbeConfig(kfold=3, n_jobs=1))
+                            config=ProbeConfig(kfold=3, inner_grid=(0.5, 2.0), kfold_grid=(1.0, 4.0), n_jobs=1))
     for task in ("mr", "sst2", "trec", "mrpc"):
         assert res.tasks[task].acc == 100.0, task
     assert res.tasks["mrpc"].f1 == 100.0 and res.tasks["mr"].f1 is None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from capcse.errors import ConfigError
 from capcse.evaluation.alignment import alignment_from_results
@@ -111,14 +111,17 @@ class EvaluationResult:
 def run_evaluation(model: Any, tasks: str | Sequence[str] = "sts", mode: str = "test", *, data_dir=None,
                    variant: str = "senteval", fast: bool = False, batch_size: int | None = None,
                    n_jobs: int | None = None, seed: int = 1111, name: str | None = None,
-                   show_progress_bar: bool | None = None,
+                   show_progress_bar: bool | None = None, datasets: Mapping[str, Any] | None = None,
                    log: Callable[[str], Any] | None = None) -> EvaluationResult:
     """Evaluate ``model`` (encoder object or function) on ``tasks`` and return everything measured.
 
     STS-format tasks (STS12-16, STS-B, SICK-R, KorSTS) share one deduplicated encoding call.
     Alignment/uniformity is measured whenever STS-B is evaluated, on the STS-B split of the run,
-    reusing its embeddings.
+    reusing its embeddings. ``datasets`` supplies in-memory data for some tasks (an STS-format task
+    maps to ``(split, {subset: data})``, a transfer task to a ``TransferData``-like object); the
+    other tasks are loaded from ``data_dir``.
     """
+    given = dict(datasets or {})
     if variant not in ("senteval", "raw"):
         raise ConfigError(f"variant must be 'senteval' or 'raw', got {variant!r}")
     say = log or (lambda _msg: None)
@@ -134,25 +137,29 @@ def run_evaluation(model: Any, tasks: str | Sequence[str] = "sts", mode: str = "
     sts_tasks = [t for t in task_list if t in STS_FORMAT_TASKS]
     if sts_tasks:
         t0 = time.perf_counter()
-        datasets = load_sts_tasks(sts_tasks, mode, data_dir=data_dir, variant=variant)
+        missing = [t for t in sts_tasks if t not in given]
+        loaded = load_sts_tasks(missing, mode, data_dir=data_dir, variant=variant) if missing else {}
+        sts_data = {t: given[t] if t in given else loaded[t] for t in sts_tasks}
         result.timing["sts_load_seconds"] = time.perf_counter() - t0
-        n = sum(len(d.sentences1) for _s, subs in datasets.values() for d in subs.values())
+        n = sum(len(d.sentences1) for _s, subs in sts_data.values() for d in subs.values())
         say(f"STS: {len(sts_tasks)} task(s), {n} pairs; encoding every unique sentence once")
         t0 = time.perf_counter()
-        result.sts = evaluate_sts(model, mode=mode, variant=variant, batch_size=batch_size, datasets=datasets,
+        result.sts = evaluate_sts(model, mode=mode, variant=variant, batch_size=batch_size, datasets=sts_data,
                                   show_progress_bar=show_progress_bar)
         table = result.sts.embeddings
         result.timing["sts_seconds"] = time.perf_counter() - t0
         result.timing["sts_encode_seconds"] = table.seconds
         result.timing["sts_sentences"] = table.n_requested
         result.timing["sts_unique_sentences"] = len(table.texts)
-        if "stsb" in datasets:
-            split, subsets = datasets["stsb"]
+        if "stsb" in sts_data:
+            split, subsets = sts_data["stsb"]
             result.alignment = alignment_from_results(subsets, table, split)
     if any(t in TRANSFER_TASKS for t in task_list):
         t0 = time.perf_counter()
-        result.transfer = evaluate_transfer(model, [t for t in task_list if t in TRANSFER_TASKS],
-                                            data_dir=data_dir, config=cfg, batch_size=batch_size,
+        tr_tasks = [t for t in task_list if t in TRANSFER_TASKS]
+        tr_given = {t: given[t] for t in tr_tasks if t in given}
+        result.transfer = evaluate_transfer(model, tr_tasks, data_dir=data_dir, config=cfg, batch_size=batch_size,
+                                            datasets=tr_given or None,
                                             show_progress_bar=show_progress_bar, log=say)
         result.timing["transfer_seconds"] = time.perf_counter() - t0
         result.timing["transfer_encode_seconds"] = result.transfer.encode_seconds

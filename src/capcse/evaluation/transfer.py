@@ -315,7 +315,7 @@ def evaluate_transfer(model: Any, tasks: Sequence[str] | None = None, *, data_di
     out: dict[str, TransferTaskResult] = {}
     enc_total = 0.0
     for task in tasks:
-        if datasets is not None:
+        if datasets is not None and task in datasets:
             data = datasets[task]
         else:
             from capcse.data import load_transfer
