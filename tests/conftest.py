@@ -46,7 +46,9 @@ def tiny_bert_path(tmp_path_factory, minilm_path) -> Path:
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     out = tmp_path_factory.mktemp("tiny-bert")
-    tok = BertTokenizerFast(vocab_file=str(minilm_path / "vocab.txt"), do_lower_case=True)
+    # from_pretrained: transformers v5 tokenizers take `vocab=`, not `vocab_file=` (which is silently
+    # ignored, leaving a 5-token vocabulary that maps every word to [UNK]).
+    tok = BertTokenizerFast.from_pretrained(str(minilm_path))
     torch.manual_seed(0)
     cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                      intermediate_size=37, max_position_embeddings=128)
