@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from capcse.errors import ConfigError
+from capcse.data import TransferData
 from capcse.evaluation import CORRELATION_KEYS, resolve_tasks, run_evaluation
 from capcse.evaluation.transfer import ProbeConfig
 
@@ -22,6 +23,8 @@ def test_resolve_tasks():
         resolve_tasks("sts17")
     with pytest.raises(ConfigError):
         resolve_tasks("sts", "train")
+    with pytest.raises(ConfigError, match="test set only"):
+        resolve_tasks("stsb,sts13", "dev")
 
 
 def _stsb_like(Pairs, rng, n, name):
@@ -59,17 +62,9 @@ def test_json_contract(bow, toy_sts, pairs_type):
 
 
 def test_transfer_in_the_payload(bow):
-    from dataclasses import dataclass
-
-    @dataclass
-    class TD:
-        name: str
-        n_classes: int
-        splits: dict
-        pairs: bool
 
     items = [f"x{i % 7} {'good' if i % 2 else 'bad'}" for i in range(40)]
-    data = {"cr": TD("cr", 2, {"all": (items, np.arange(40) % 2)}, False)}
+    data = {"cr": TransferData("cr", 2, {"all": (items, np.arange(40) % 2)}, False)}
     res = run_evaluation(lambda s: bow(s, dim=256), "cr", datasets=data, name="bow", n_jobs=1, fast=True)
     payload = res.to_dict()
     cr = payload["results"]["CR"]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
+from capcse.data import TransferData
 from capcse.evaluation import ProbeConfig, evaluate_transfer, inner_kfold_probe, kfold_probe, split_probe
 from capcse.evaluation.transfer import FAST_INNER_GRID, INNER_GRID, KFOLD_GRID, _senteval_order
 
@@ -90,12 +90,6 @@ def test_senteval_sample_order():
     assert got == [("a", "b"), ("a", "b c d"), ("a b", "c")]
 
 
-@dataclass
-class TD:
-    name: str
-    n_classes: int
-    splits: dict
-    pairs: bool
 
 
 def _sentences(rng, label_words, n):
@@ -112,10 +106,10 @@ def _sentences(rng, label_words, n):
 
 def test_tasks_end_to_end_with_an_encoder_function(bow):
     rng = np.random.default_rng(0)
-    mr = TD("mr", 2, {"all": _sentences(rng, ["good", "bad"], 60)}, False)
-    trec = TD("trec", 3, {"train": _sentences(rng, ["who", "where", "when"], 60),
+    mr = TransferData("mr", 2, {"all": _sentences(rng, ["good", "bad"], 60)}, False)
+    trec = TransferData("trec", 3, {"train": _sentences(rng, ["who", "where", "when"], 60),
                           "test": _sentences(rng, ["who", "where", "when"], 30)}, False)
-    sst = TD("sst2", 2, {s: _sentences(rng, ["good", "bad"], n) for s, n in (("train", 40), ("dev", 20), ("test", 20))},
+    sst = TransferData("sst2", 2, {s: _sentences(rng, ["good", "bad"], n) for s, n in (("train", 40), ("dev", 20), ("test", 20))},
              False)
     # MRPC-like: paraphrase iff both sentences carry the same marker word
     def pairs(n):
@@ -127,7 +121,7 @@ def test_tasks_end_to_end_with_an_encoder_function(bow):
             labels.append(i % 2)
         return items, np.array(labels)
 
-    mrpc = TD("mrpc", 2, {"train": pairs(60), "test": pairs(30)}, True)
+    mrpc = TransferData("mrpc", 2, {"train": pairs(60), "test": pairs(30)}, True)
     res = evaluate_transfer(lambda s: bow(s, dim=1024), datasets={"mr": mr, "sst2": sst, "trec": trec, "mrpc": mrpc},
                             config=ProbeConfig(kfold=3, inner_grid=(0.5, 2.0), kfold_grid=(1.0, 4.0), n_jobs=1))
     for task in ("mr", "sst2", "trec", "mrpc"):

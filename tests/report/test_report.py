@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
+from capcse.data import STSData, TransferData
 from capcse.evaluation import run_evaluation
 from capcse.report import console_report, markdown_report, write_report
 from capcse.report.tables import render_box, render_markdown, sts_table
@@ -21,20 +21,6 @@ def seeded_encode(sentences):
     return np.stack([np.random.default_rng(zlib.crc32(s.encode())).normal(size=16) for s in sentences])
 
 
-@dataclass
-class Pairs:
-    name: str
-    sentences1: list
-    sentences2: list
-    scores: np.ndarray
-
-
-@dataclass
-class TD:
-    name: str
-    n_classes: int
-    splits: dict
-    pairs: bool
 
 
 def _pairs(name, n, seed):
@@ -44,7 +30,7 @@ def _pairs(name, n, seed):
     e1, e2 = seeded_encode(s1), seeded_encode(s2)
     cos = (e1 * e2).sum(1) / np.linalg.norm(e1, axis=1) / np.linalg.norm(e2, axis=1)
     gold = np.clip(2.5 + 2.5 * cos + rng.normal(0, 0.3, n), 0, 5)  # correlated with the encoder
-    return Pairs(name, s1, s2, gold)
+    return STSData(name, s1, s2, gold, source="memory")
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +38,7 @@ def result():
     datasets = {
         "sts12": ("test", {"MSRpar": _pairs("a", 30, 0), "MSRvid": _pairs("b", 20, 1)}),
         "stsb": ("test", {"stsb": _pairs("c", 60, 2)}),
-        "mr": TD("mr", 2, {"all": ([f"s{i}" for i in range(30)], np.arange(30) % 2)}, False),
+        "mr": TransferData("mr", 2, {"all": ([f"s{i}" for i in range(30)], np.arange(30) % 2)}, False),
     }
     return run_evaluation(seeded_encode, "sts12,stsb,mr", datasets=datasets, name="seeded", fast=True, n_jobs=1)
 

@@ -44,6 +44,9 @@ def resolve_tasks(spec: str | Sequence[str], mode: str = "test") -> list[str]:
             if mode == "dev":
                 expanded = tuple(t for t in expanded if t not in STS_TASKS or t in DEV_STS_TASKS)
         elif name in ALL_TASKS:
+            if mode == "dev" and name in STS_TASKS and name not in DEV_STS_TASKS:
+                raise ConfigError(f"{name} is a test set only (no dev split); use mode 'test' "
+                                  f"(mode 'dev' evaluates {', '.join(DEV_STS_TASKS)})")
             expanded = (name,)
         else:
             raise ConfigError(f"unknown task {raw.strip()!r}; choose suites {', '.join(SUITES)} "
