@@ -89,6 +89,8 @@ class Recipe:
     loss: LossSection = field(default_factory=LossSection)
     train: TrainSection = field(default_factory=TrainSection)
     eval: EvalSection = field(default_factory=EvalSection)
+    # issue 5: MCSE / DALR settings (pairs, vision, weights, teachers ...), read by capcse.train.multimodal
+    multimodal: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -137,7 +137,13 @@ def run_training(recipe: Recipe, *, resume: bool | str | None = None, log=print)
     dataset = load_train_dataset(recipe.data.train, fmt=recipe.data.format, columns=recipe.data.columns,
                                  limit=recipe.data.limit, data_dir=data_dir)
     log(f"train data: {recipe.data.train} -> {len(dataset)} examples, columns {dataset.column_names}")
-    objective = build_objective(recipe, model)
+    batch_sampler = None
+    if recipe.loss.name in ("mcse", "dalr"):  # issue 5: multimodal objectives mix image-caption batches in
+        from capcse.train.multimodal import prepare_multimodal
+
+        dataset, objective, batch_sampler = prepare_multimodal(recipe, model, dataset, log=log)
+    else:
+        objective = build_objective(recipe, model)
 
     during = (recipe.eval.during or "none").lower()
     evaluator = None
@@ -148,6 +154,8 @@ def run_training(recipe: Recipe, *, resume: bool | str | None = None, log=print)
                                     pooler=recipe.model.pooler, mlp_only_train=recipe.model.mlp_only_train)
 
     args = training_arguments(recipe, evaluate=evaluator is not None)
+    if batch_sampler is not None:  # issue 5: MCSE's interleaving of text-only and image-caption batches
+        args.batch_sampler = batch_sampler
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=objective,
                                          evaluator=evaluator)
     t0 = time.perf_counter()
