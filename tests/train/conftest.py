@@ -35,6 +35,6 @@ def featurize():
     return lambda model, texts: dict(model.preprocess(list(texts)))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def sentences():
     return list(SENTENCES)

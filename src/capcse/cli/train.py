@@ -34,9 +34,11 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(dump_recipe(recipe), end="")
         return 0
-    from capcse.train.trainer import run_training
+    from capcse.train.trainer import is_main_process, run_training
 
     result = run_training(recipe, resume=args.resume)
+    if not is_main_process():  # under torchrun / accelerate launch: one report, from rank 0
+        return 0
     print(json.dumps({k: v for k, v in result.to_dict().items() if k != "test"}, indent=2))
     if result.test:
         print(f"test STS avg: {result.test.get('avg')}")

@@ -35,7 +35,8 @@ def _table(rows: Mapping[str, float]) -> str:
 
 def write_model_card(folder: str | Path, *, recipe: Mapping[str, Any], steps: int, train_examples: int,
                      best_dev: Mapping[str, Any] | None = None, test_table: Mapping[str, float] | None = None,
-                     dev_history: list[Mapping[str, Any]] | None = None, extra: str = "") -> Path:
+                     dev_history: list[Mapping[str, Any]] | None = None,
+                     correlation_tables: Mapping[str, Mapping[str, float]] | None = None, extra: str = "") -> Path:
     model = recipe["model"]
     key = "cls_mlp_only_train" if model["pooler"] == "cls" and model.get("mlp_only_train") else model["pooler"]
     what, automodel = LOADING.get(key, (model["pooler"], "see capcse.models.poolers"))
@@ -76,6 +77,12 @@ def write_model_card(folder: str | Path, *, recipe: Mapping[str, Any], steps: in
         lines += [f"Best dev checkpoint: step {best_dev.get('steps')}, STS dev Spearman "
                   f"{best_dev.get('spearman', float('nan')):.2f}.", ""]
     lines += ["Test (cosine Spearman x100, SentEval protocol, 'all' aggregation):", "", _table(test_table or {})]
+    for task, scores in (correlation_tables or {}).items():
+        lines += [f"{task}: the 8 correlations (x100; SimCSE-KO's table):", "",
+                  "| similarity | Pearson | Spearman |", "| --- | ---: | ---: |"]
+        lines += [f"| {sim} | {scores[f'{sim}_pearson']:.2f} | {scores[f'{sim}_spearman']:.2f} |"
+                  for sim in ("cosine", "euclidean", "manhattan", "dot")]
+        lines.append("")
     if dev_history:
         lines += ["Dev history:", "", "| step | Spearman |", "| ---: | ---: |"]
         lines += [f"| {h['steps']} | {h['spearman']:.2f} |" for h in dev_history]

@@ -23,6 +23,7 @@ It reuses sentence-transformers' GradCache machinery (``CachedLossMixin``, ``Ran
 
 from __future__ import annotations
 
+import warnings
 from contextlib import nullcontext
 from typing import Any, Iterable
 
@@ -76,7 +77,9 @@ def gather_rows(tensors: list[torch.Tensor]) -> tuple[list[torch.Tensor], int]:
     out = []
     for x in tensors:
         padded = F.pad(x, (0, 0, 0, longest - n)) if n < longest else x
-        parts = dist_nn.all_gather(padded.contiguous())
+        with warnings.catch_warnings():  # deprecated in favour of functional collectives, whose
+            warnings.simplefilter("ignore", FutureWarning)  # backward needs reduce_scatter (not in gloo)
+            parts = dist_nn.all_gather(padded.contiguous())
         out.append(torch.cat([p[:c] for p, c in zip(parts, counts)], dim=0))
     return out, sum(counts[:rank])
 

@@ -8,8 +8,8 @@ objective, the length-grouped batch sampler, the STS dev evaluator and the savin
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,29 @@ from capcse.io import atomic_write_json, atomic_write_text
 from capcse.train.recipe import Recipe, dump_recipe
 
 logger = logging.getLogger(__name__)
+
+#: eval.during values: STS dev sets that exist (SimCSE selects on STS-B dev; Korean recipes on KorSTS dev).
+DEV_TASKS = {"stsb-dev": "stsb", "sickr-dev": "sickr", "korsts-dev": "korsts"}
+OBJECTIVE_STATE = "capcse_objective.safetensors"
+
+
+def world_size() -> int:
+    """Processes of this run: ``WORLD_SIZE`` as set by torchrun / accelerate launch (1 otherwise)."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0") or 0) == 0
+
+
+def dev_task(recipe: Recipe) -> str | None:
+    """The STS task evaluated during training (``eval.during``), or None."""
+    during = (recipe.eval.during or "none").lower()
+    if during in ("none", "no", "off", ""):
+        return None
+    if during not in DEV_TASKS:
+        raise ConfigError(f"eval.during must be one of {', '.join(DEV_TASKS)} or 'none', got {recipe.eval.during!r}")
+    return DEV_TASKS[during]
 
 
 @dataclass
@@ -72,6 +95,9 @@ def build_objective(recipe: Recipe, model):
 
 
 def training_arguments(recipe: Recipe, evaluate: bool):
+    """The Trainer's arguments for ``recipe``. Under several processes the last incomplete batch is
+    dropped, so every process runs the same number of steps (the sentence-transformers Trainer shards
+    batches with ``even_batches=False``; an extra batch on one process would hang the collectives)."""
     from sentence_transformers import SentenceTransformerTrainingArguments
 
     t = recipe.train
@@ -99,11 +125,12 @@ def training_arguments(recipe: Recipe, evaluate: bool):
         save_total_limit=t.save_total_limit,
         report_to=[r for r in t.report_to if r != "none"] or "none",
         dataloader_num_workers=t.dataloader_num_workers,
+        dataloader_drop_last=world_size() > 1,
         use_cpu=use_cpu,
         eval_strategy="steps" if evaluate else "no",
         eval_steps=recipe.eval.steps if evaluate else None,
         load_best_model_at_end=bool(evaluate and recipe.eval.load_best),
-        metric_for_best_model="eval_stsb_dev_spearman" if evaluate else None,
+        metric_for_best_model=f"eval_{dev_task(recipe)}_dev_spearman" if evaluate else None,
         greater_is_better=True,
         disable_tqdm=True,
     )
@@ -114,8 +141,72 @@ def training_arguments(recipe: Recipe, evaluate: bool):
     return SentenceTransformerTrainingArguments(**kwargs)
 
 
+def resolve_resume(recipe: Recipe, resume: bool | str | None) -> str | None:
+    """``--resume``: True -> the newest ``checkpoint-*`` in the output dir; a path -> that checkpoint."""
+    if not resume:
+        return None
+    if resume is True or resume == "latest":
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(str(recipe.output_dir)) if recipe.output_dir.is_dir() else None
+        if last is None:
+            raise ConfigError(f"--resume: no checkpoint-* folder in {recipe.output_dir}")
+        return last
+    if not Path(resume).is_dir():
+        raise ConfigError(f"--resume {resume}: not a checkpoint folder")
+    return str(resume)
+
+
+def objective_state(objective) -> dict[str, torch.Tensor]:
+    """The objective's own trainable weights (e.g. the MLM head), which the Trainer does not checkpoint:
+    it saves the model only. Without them a resumed run would restart the head from scratch."""
+    return {k: v.detach().cpu().contiguous() for k, v in objective.state_dict().items() if not k.startswith("model.")}
+
+
+def make_objective_checkpointer(objective):
+    """A TrainerCallback writing :func:`objective_state` into every checkpoint folder."""
+    from safetensors.torch import save_file
+    from transformers import TrainerCallback
+
+    class ObjectiveCheckpoint(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            tensors = objective_state(objective)
+            if tensors and state.is_world_process_zero:
+                folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if folder.is_dir():
+                    tmp = folder / f".{OBJECTIVE_STATE}.tmp"
+                    save_file(tensors, str(tmp))
+                    os.replace(tmp, folder / OBJECTIVE_STATE)
+
+    return ObjectiveCheckpoint()
+
+
+def load_objective_state(objective, checkpoint: str) -> None:
+    from safetensors.torch import load_file
+
+    path = Path(checkpoint) / OBJECTIVE_STATE
+    expected = objective_state(objective)
+    if not expected:
+        return
+    if not path.is_file():
+        raise ConfigError(f"--resume {checkpoint}: {OBJECTIVE_STATE} (the MLM head) is missing")
+    objective.load_state_dict(load_file(str(path)), strict=False)
+
+
+def dev_history(log_history: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
+    """Every dev evaluation of the run from the Trainer's log (restored on resume, so a resumed run
+    keeps the evaluations made before the interruption)."""
+    key, prefix = f"eval_{task}_dev_spearman", f"eval_{task}_dev_"
+    return [{"steps": int(e["step"]), "epoch": e.get("epoch"), "spearman": float(e[key]),
+             **{k[len(prefix):]: float(v) for k, v in e.items() if k.startswith(prefix) and k != key}}
+            for e in log_history if key in e]
+
+
 def run_training(recipe: Recipe, *, resume: bool | str | None = None, log=print) -> TrainResult:
-    """Train ``recipe``, save the final model (safetensors) with its model card, evaluate, report."""
+    """Train ``recipe``, save the final model (safetensors) with its model card, evaluate, report.
+
+    Under ``torchrun``/``accelerate launch`` every process trains; only the main process writes the
+    final model, the model card and the evaluation."""
     from sentence_transformers import SentenceTransformerTrainer
     from transformers import set_seed
 
@@ -127,16 +218,21 @@ def run_training(recipe: Recipe, *, resume: bool | str | None = None, log=print)
 
     if recipe.train.torch_threads:
         torch.set_num_threads(recipe.train.torch_threads)
+    checkpoint = resolve_resume(recipe, resume)
+    task = dev_task(recipe)
+    main = is_main_process()
     set_seed(recipe.train.seed)
     out = recipe.output_dir
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "recipe.yaml", dump_recipe(recipe))
+    if main:
+        atomic_write_text(out / "recipe.yaml", dump_recipe(recipe))
 
     model = build_model(recipe)
     data_dir = recipe.data.data_dir or recipe.eval.data_dir
     dataset = load_train_dataset(recipe.data.train, fmt=recipe.data.format, columns=recipe.data.columns,
                                  limit=recipe.data.limit, data_dir=data_dir)
-    log(f"train data: {recipe.data.train} -> {len(dataset)} examples, columns {dataset.column_names}")
+    if main:
+        log(f"train data: {recipe.data.train} -> {len(dataset)} examples, columns {dataset.column_names}")
     batch_sampler = None
     if recipe.loss.name in ("mcse", "dalr"):  # issue 5: multimodal objectives mix image-caption batches in
         from capcse.train.multimodal import prepare_multimodal
@@ -144,36 +240,39 @@ def run_training(recipe: Recipe, *, resume: bool | str | None = None, log=print)
         dataset, objective, batch_sampler = prepare_multimodal(recipe, model, dataset, log=log)
     else:
         objective = build_objective(recipe, model)
+    if checkpoint:
+        load_objective_state(objective, checkpoint)
 
-    during = (recipe.eval.during or "none").lower()
     evaluator = None
-    if during not in ("none", "no", "off"):
-        if during != "stsb-dev":
-            raise ConfigError(f"eval.during must be 'stsb-dev' or 'none', got {recipe.eval.during!r}")
-        evaluator = STSDevEvaluator(("stsb",), "dev", data_dir=recipe.eval.data_dir, variant=recipe.eval.variant,
-                                    pooler=recipe.model.pooler, mlp_only_train=recipe.model.mlp_only_train)
+    if task is not None:
+        evaluator = STSDevEvaluator((task,), "dev", data_dir=recipe.eval.data_dir, variant=recipe.eval.variant,
+                                    pooler=recipe.model.pooler, mlp_only_train=recipe.model.mlp_only_train,
+                                    name=f"{task}_dev")
 
     args = training_arguments(recipe, evaluate=evaluator is not None)
     if batch_sampler is not None:  # issue 5: MCSE's interleaving of text-only and image-caption batches
         args.batch_sampler = batch_sampler
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=objective,
-                                         evaluator=evaluator)
+                                         evaluator=evaluator, callbacks=[make_objective_checkpointer(objective)])
     t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume if resume else None)
+    trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - t0
     steps = int(trainer.state.global_step)
 
-    history = list(evaluator.history) if evaluator else []
+    history = dev_history(trainer.state.log_history, task) if task else []
     best = max(history, key=lambda h: h["spearman"]) if history else None
-    if best is not None and recipe.eval.load_best:
-        log(f"best STS-B dev Spearman {best['spearman']:.2f} at step {best['steps']} (loaded)")
+    if best is not None and recipe.eval.load_best and main:
+        log(f"best {task} dev Spearman {best['spearman']:.2f} at step {best['steps']} (loaded)")
 
     model = trainer.model
-    apply_inference_form(model, recipe.model.pooler, recipe.model.mlp_only_train)
     model_dir = out / "model"
+    res = TrainResult(out, model_dir, steps, len(dataset), seconds, best, history, None)
+    if not trainer.is_world_process_zero():
+        return res
+    apply_inference_form(model, recipe.model.pooler, recipe.model.mlp_only_train)
     model.save(str(model_dir), safe_serialization=True)
 
-    test_table, test_payload = None, None
+    test_table, correlation_tables = None, {}
     final = [t for t in (recipe.eval.final or []) if t not in ("none", "")]
     if final:
         from capcse.evaluation.suite import run_evaluation
@@ -183,13 +282,14 @@ def run_training(recipe: Recipe, *, resume: bool | str | None = None, log=print)
         result = run_evaluation(encoder, ",".join(final), recipe.eval.mode, data_dir=recipe.eval.data_dir,
                                 variant=recipe.eval.variant, name=recipe.name)
         write_report(result, out / "eval")
-        test_payload = result.to_dict()
+        res.test = result.to_dict()
         if result.sts is not None:
             test_table = {r.name: r.spearman for r in result.sts.tasks.values()}
             if result.sts_avg() is not None:
                 test_table["Avg."] = result.sts_avg()
+            correlation_tables = {r.name: dict(r.scores) for t, r in result.sts.tasks.items() if t == "korsts"}
     write_model_card(model_dir, recipe=recipe.to_dict(), steps=steps, train_examples=len(dataset),
-                     best_dev=best, test_table=test_table, dev_history=history)
-    res = TrainResult(out, model_dir, steps, len(dataset), seconds, best, history, test_payload)
+                     best_dev=best, test_table=test_table, dev_history=history,
+                     correlation_tables=correlation_tables)
     atomic_write_json(out / "train_summary.json", res.to_dict())
     return res
