@@ -194,7 +194,7 @@ def test_resume_without_checkpoint_is_a_clear_error(tiny_bert_path, train_text, 
     from capcse.errors import ConfigError
     from capcse.train.trainer import run_training
 
-    with pytest.raises(ConfigError, match="no checkpoint"):
+    with pytest.raises(ConfigError, match="no complete checkpoint"):
         run_training(tiny_recipe(tmp_path, tiny_bert_path, train_text), resume=True)
 
 

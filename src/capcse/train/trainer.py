@@ -141,17 +141,34 @@ def training_arguments(recipe: Recipe, evaluate: bool):
     return SentenceTransformerTrainingArguments(**kwargs)
 
 
-def resolve_resume(recipe: Recipe, resume: bool | str | None) -> str | None:
-    """``--resume``: True -> the newest ``checkpoint-*`` in the output dir; a path -> that checkpoint."""
+def complete_checkpoints(output_dir: Path, required: tuple[str, ...] = ()) -> list[Path]:
+    """``checkpoint-<step>`` folders of a run, newest first, that were written completely: the Trainer
+    writes ``trainer_state.json`` last (capcse's objective state comes after it, in ``on_save``), so a
+    run killed while saving leaves a folder without it, which is skipped."""
+    found = []
+    for folder in Path(output_dir).glob("checkpoint-*"):
+        step = folder.name.split("-", 1)[1]
+        if folder.is_dir() and step.isdigit():
+            found.append((int(step), folder))
+    needed = ("trainer_state.json",) + tuple(required)
+    out = []
+    for _, folder in sorted(found, reverse=True):
+        if all((folder / name).is_file() for name in needed):
+            out.append(folder)
+        else:
+            logger.warning("%s is incomplete (interrupted while saving?): skipped", folder)
+    return out
+
+
+def resolve_resume(recipe: Recipe, resume: bool | str | None, required: tuple[str, ...] = ()) -> str | None:
+    """``--resume``: True -> the newest complete ``checkpoint-*`` in the output dir; a path -> that one."""
     if not resume:
         return None
     if resume is True or resume == "latest":
-        from transformers.trainer_utils import get_last_checkpoint
-
-        last = get_last_checkpoint(str(recipe.output_dir)) if recipe.output_dir.is_dir() else None
-        if last is None:
-            raise ConfigError(f"--resume: no checkpoint-* folder in {recipe.output_dir}")
-        return last
+        done = complete_checkpoints(recipe.output_dir, required) if recipe.output_dir.is_dir() else []
+        if not done:
+            raise ConfigError(f"--resume: no complete checkpoint-* folder in {recipe.output_dir}")
+        return str(done[0])
     if not Path(resume).is_dir():
         raise ConfigError(f"--resume {resume}: not a checkpoint folder")
     return str(resume)
@@ -218,7 +235,6 @@ def run_training(recipe: Recipe, *, resume: bool | str | None = None, log=print)
 
     if recipe.train.torch_threads:
         torch.set_num_threads(recipe.train.torch_threads)
-    checkpoint = resolve_resume(recipe, resume)
     task = dev_task(recipe)
     main = is_main_process()
     set_seed(recipe.train.seed)
@@ -240,8 +256,11 @@ def run_training(recipe: Recipe, *, resume: bool | str | None = None, log=print)
         dataset, objective, batch_sampler = prepare_multimodal(recipe, model, dataset, log=log)
     else:
         objective = build_objective(recipe, model)
+    checkpoint = resolve_resume(recipe, resume, (OBJECTIVE_STATE,) if objective_state(objective) else ())
     if checkpoint:
         load_objective_state(objective, checkpoint)
+        if main:
+            log(f"resuming from {checkpoint}")
 
     evaluator = None
     if task is not None:
