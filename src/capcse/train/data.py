@@ -2,9 +2,11 @@
 3M-line corpus is never a Python list).
 
 ``data.train`` may be
-* a file: ``.txt`` (one sentence per line -> unsupervised), ``.csv``/``.tsv``/``.jsonl``/``.json``
-  with 2–3 text columns (SimCSE's ``nli_for_simcse.csv``: ``sent0, sent1, hard_neg``), or
-  ``.txt.gz``;
+* a file: ``.txt`` (one sentence per line -> unsupervised; empty lines are skipped and counted),
+  ``.csv``/``.tsv``/``.jsonl``/``.json`` with 1–3 text columns (SimCSE's ``nli_for_simcse.csv``:
+  ``sent0, sent1, hard_neg``; a header line names the columns; TSV is unquoted, CSV uses standard
+  quoting), any of them gzipped (``.gz``). A malformed row (wrong column count, empty text, bad JSON)
+  is a DataFormatError naming the file and its line;
 * a registry name: ``wiki1m`` (text), ``flickr30k-captions``/``flickr8k``/``coco-captions`` (the
   training-split captions as a text corpus);
 * ``hf:<name>[:<config>][:<split>]`` — any Hugging Face dataset (columns chosen with ``data.columns``).
@@ -22,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 CAPTION_SETS = ("flickr30k-captions", "flickr8k", "coco-captions")
 TABULAR = {".csv": ",", ".tsv": "\t"}
+FILE_SUFFIXES = (".txt", ".gz", ".csv", ".tsv", ".jsonl", ".json")
 
 
 def _text_dataset(path: Path):
@@ -35,19 +38,91 @@ def _text_dataset(path: Path):
     return ds
 
 
+def _open_text(path: Path):
+    import gzip
+
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def _tabular_kind(path: Path) -> str:
+    name = path.name.lower()
+    for ext in (".csv", ".tsv", ".jsonl", ".json"):
+        if name.endswith(ext) or name.endswith(ext + ".gz"):
+            return ext
+    raise ConfigError(f"{path}: unknown training file type (txt, csv, tsv, jsonl, json; optionally .gz)")
+
+
+def locate_bad_row(path: Path, cols: Sequence[str] | None = None) -> tuple[int, str] | None:
+    """Scan a CSV/TSV/JSONL training file in Python and return ``(line, problem)`` for its first
+    malformed row (wrong column count, missing or empty text, bad JSON; line -1: undecodable bytes), or
+    None. Run only after the fast Arrow reader failed or found a bad cell, to name the exact line."""
+    import csv
+    import json
+
+    kind = _tabular_kind(path)
+    try:
+        with _open_text(path) as fh:
+            if kind in TABULAR:
+                reader = csv.reader(fh, delimiter=TABULAR[kind],
+                                    quoting=csv.QUOTE_MINIMAL if kind == ".csv" else csv.QUOTE_NONE)
+                header = next(reader, None)
+                if not header:
+                    return 1, "empty file: expected a header line naming the columns"
+                wanted = [header.index(c) for c in cols if c in header] if cols else list(range(len(header)))
+                for row in reader:
+                    if not row:
+                        continue
+                    if len(row) != len(header):
+                        return reader.line_num, (f"expected {len(header)} columns ({', '.join(header)}), "
+                                                 f"found {len(row)}")
+                    empty = [header[k] for k in wanted if not row[k].strip()]
+                    if empty:
+                        return reader.line_num, f"empty text in column(s) {', '.join(empty)}"
+            else:
+                for lineno, line in enumerate(fh, start=1):
+                    if lineno == 1 and line.lstrip().startswith("["):
+                        return None  # a JSON array, not JSON lines: no per-line diagnosis
+                    if not line.strip():
+                        continue
+                    try:
+                        obj = json.loads(line)
+                    except ValueError as exc:
+                        return lineno, f"not valid JSON ({exc})"
+                    if not isinstance(obj, dict):
+                        return lineno, f"expected a JSON object, found {type(obj).__name__}"
+                    for c in cols or list(obj):
+                        value = obj.get(c)
+                        if not isinstance(value, str) or not value.strip():
+                            what = "missing" if c not in obj else repr(value)
+                            return lineno, f"field {c!r} is {what}: expected non-empty text"
+    except UnicodeDecodeError as exc:
+        return -1, f"not valid UTF-8 ({exc.reason})"
+    return None
+
+
 def _tabular_dataset(path: Path, columns: Sequence[str] | None):
+    import csv
+
     from datasets import load_dataset
 
-    suffix = path.suffix.lower()
-    if suffix in TABULAR:
-        ds = load_dataset("csv", data_files=str(path), delimiter=TABULAR[suffix], split="train",
-                          keep_default_na=False)
-        first_data_line = 2  # header
-    elif suffix in (".jsonl", ".json"):
-        ds = load_dataset("json", data_files=str(path), split="train")
-        first_data_line = 1
-    else:
-        raise ConfigError(f"{path}: unknown training file type {suffix!r} (txt, csv, tsv, jsonl, json)")
+    kind = _tabular_kind(path)
+    try:
+        if kind in TABULAR:
+            # TSV files (SNLI / MNLI / KorNLI style) are not quoted: a '"' is text, not a quote
+            ds = load_dataset("csv", data_files=str(path), delimiter=TABULAR[kind], split="train",
+                              keep_default_na=False,
+                              quoting=csv.QUOTE_MINIMAL if kind == ".csv" else csv.QUOTE_NONE)
+            first_data_line = 2  # header
+        else:
+            ds = load_dataset("json", data_files=str(path), split="train")
+            first_data_line = 1
+    except Exception as exc:  # pandas / pyarrow parse errors: name the line ourselves
+        found = locate_bad_row(path, columns)
+        if found is None:
+            raise DataFormatError(path, None, f"cannot be read as {kind[1:]}: {exc}") from exc
+        raise DataFormatError(path, found[0] if found[0] > 0 else None, found[1]) from None
     cols = list(columns) if columns else [c for c in ds.column_names]
     missing = [c for c in cols if c not in ds.column_names]
     if missing:
@@ -77,9 +152,11 @@ def _check_cells(ds, cols: Sequence[str], path: Path, first_data_line: int) -> N
     n_bad = pc.sum(bad).as_py() or 0
     if n_bad:
         row = pc.index(bad, True).as_py()
-        raise DataFormatError(path, row + first_data_line,
-                              f"empty or missing text in row {row} ({n_bad} bad row(s) in all): "
-                              f"{ {c: ds[row][c] for c in cols} }")
+        found = locate_bad_row(path, cols)  # the exact line and reason (quoted fields may span lines)
+        line, problem = found if found else (row + first_data_line, "empty or missing text")
+        raise DataFormatError(path, line if line > 0 else None,
+                              f"{problem} ({n_bad} bad row(s) in all; data row {row}: "
+                              f"{ {c: ds[row][c] for c in cols} })")
 
 
 def _caption_corpus(name: str, data_dir):
@@ -124,11 +201,14 @@ def load_train_dataset(spec: str, *, fmt: str = "auto", columns: Sequence[str] |
         ds = _text_dataset(path) if is_text else _tabular_dataset(path, columns)
     elif spec in CAPTION_SETS:
         ds = _caption_corpus(spec, data_dir)
+    elif "/" in spec or "\\" in spec or Path(spec).suffix.lower() in FILE_SUFFIXES:
+        raise ConfigError(f"training data {spec!r}: no such file (relative to {Path.cwd()}); give an existing "
+                          "path with --set data.train=PATH (the recipe's comments say where its data comes from)")
     else:
         try:
             path = _registry_file(spec, data_dir)
-        except KeyError:
-            raise ConfigError(f"training data {spec!r}: not a file, not hf:<name>, not a known data set") from None
+        except ConfigError as exc:
+            raise ConfigError(f"training data {spec!r}: not a file, not hf:<name>, and {exc}") from None
         ds = _text_dataset(path)
     if limit is not None:
         ds = ds.select(range(min(int(limit), len(ds))))

@@ -1,0 +1,119 @@
+"""Recipes: every shipped SimCSE config loads (dry run), --set overrides any value, bad input is clear."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from capcse.cli import main
+from capcse.errors import ConfigError, DataFormatError
+from capcse.train.recipe import configs_dir, load_recipe
+
+CONFIGS = sorted(p.stem for p in configs_dir().glob("simcse-*.yaml")) + ["caption-simcse"]
+
+
+def test_the_papers_recipes_are_all_there():
+    assert set(CONFIGS) >= {"simcse-unsup-bert-base", "simcse-sup-bert-base", "simcse-unsup-roberta-base",
+                            "simcse-ko-unsup", "simcse-ko-sup", "caption-simcse"}
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_loads_and_dry_runs(name, capsys):
+    recipe = load_recipe(name)
+    assert recipe.name == name and recipe.reference
+    assert main(["train", name, "--dry-run", "--set", "train.seed=3"]) == 0
+    dumped = yaml.safe_load(capsys.readouterr().out)
+    assert dumped["name"] == name and dumped["train"]["seed"] == 3
+    assert dumped["model"]["name"] == recipe.model.name
+
+
+PAPER = {  # (model, pooler, mlp_only_train, batch, lr, epochs, max_len, during, final)
+    "simcse-unsup-bert-base": ("bert-base-uncased", "cls", True, 64, 3e-5, 1, 32, "stsb-dev", ["sts"]),
+    "simcse-unsup-roberta-base": ("roberta-base", "cls", True, 512, 1e-5, 1, 32, "stsb-dev", ["sts"]),
+    "simcse-sup-bert-base": ("bert-base-uncased", "cls", False, 512, 5e-5, 3, 32, "stsb-dev", ["sts"]),
+    "simcse-ko-unsup": ("klue/bert-base", "cls_before_pooler", False, 256, 5e-5, 1, 64, "korsts-dev", ["korsts"]),
+    "simcse-ko-sup": ("klue/bert-base", "cls_before_pooler", False, 256, 5e-5, 1, 64, "korsts-dev", ["korsts"]),
+    "caption-simcse": ("bert-base-uncased", "cls", True, 16, 3e-5, 1, 10, "stsb-dev", ["sts"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_recipes_hold_the_papers_settings(name):
+    r = load_recipe(name)
+    got = (r.model.name, r.model.pooler, r.model.mlp_only_train, r.train.batch_size, r.train.learning_rate,
+           r.train.epochs, r.model.max_length, r.eval.during, r.eval.final)
+    assert got == PAPER[name]
+    assert r.loss.temperature == 0.05 and r.loss.hard_negative_weight == 0.0
+
+
+def test_final_tasks_are_known_to_the_evaluation_suite():
+    from capcse.evaluation.suite import resolve_tasks
+    from capcse.train.trainer import dev_task
+
+    for name in CONFIGS:
+        r = load_recipe(name)
+        assert resolve_tasks(r.eval.final, r.eval.mode)
+        assert dev_task(r) in ("stsb", "korsts")
+
+
+def test_supervised_recipes_read_simcse_triplet_columns():
+    for name in ("simcse-sup-bert-base", "simcse-ko-sup"):
+        assert load_recipe(name).data.columns == ["sent0", "sent1", "hard_neg"]
+
+
+def test_overrides_are_parsed_as_yaml(tmp_path):
+    r = load_recipe("simcse-unsup-bert-base", ["train.learning_rate=1e-5", "eval.final=[sts,transfer]",
+                                               "model.mlp_only_train=false", "data.limit=100",
+                                               "loss.mini_batch_size=16", "eval.during=none",
+                                               "train.output_dir=" + str(tmp_path / "o")])
+    assert r.train.learning_rate == 1e-5 and r.eval.final == ["sts", "transfer"]
+    assert r.model.mlp_only_train is False and r.data.limit == 100 and r.loss.mini_batch_size == 16
+    assert r.eval.during == "none" and r.output_dir == tmp_path / "o"
+    assert load_recipe("simcse-unsup-bert-base", ["eval.final=korsts"]).eval.final == ["korsts"]
+
+
+def test_cli_shortcuts(capsys, tmp_path):
+    assert main(["train", "caption-simcse", "--dry-run", "--output", str(tmp_path), "--data-dir", "/d"]) == 0
+    dumped = yaml.safe_load(capsys.readouterr().out)
+    assert dumped["train"]["output_dir"] == str(tmp_path)
+    assert dumped["data"]["data_dir"] == dumped["eval"]["data_dir"] == "/d"
+
+
+@pytest.mark.parametrize("override,match", [
+    ("train.batch_size=many", "expected int"),
+    ("train.batch_size=1.5", "expected int"),
+    ("model.mlp_only_train=maybe", "expected bool"),
+    ("train.no_such_key=1", "unknown key"),
+    ("nonsense=1", "unknown key"),
+    ("train", "key=value"),
+    ("model.name.deeper=1", "not a section"),
+])
+def test_bad_overrides(override, match):
+    with pytest.raises(ConfigError, match=match):
+        load_recipe("simcse-unsup-bert-base", [override])
+
+
+def test_unknown_recipe_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="simcse-unsup-bert-base"):
+        load_recipe("no-such-recipe")
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("model:\n  name: x\n  pooler: [unclosed\ntrain:\n  batch_size: 2\n")
+    with pytest.raises(DataFormatError) as err:
+        load_recipe(str(path))
+    assert err.value.path == str(path) and err.value.line is not None
+
+
+def test_cli_reports_errors_without_traceback(capsys):
+    assert main(["train", "simcse-unsup-bert-base", "--dry-run", "--set", "train.batch_size=x"]) == 2
+    assert "capcse train: error:" in capsys.readouterr().err
+
+
+def test_a_recipe_file_path_works(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(Path(configs_dir() / "simcse-ko-sup.yaml").read_text())
+    assert load_recipe(str(path)).name == "simcse-ko-sup"
