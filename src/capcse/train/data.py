@@ -234,3 +234,76 @@ def nli_to_triplets(pairs: Iterable[tuple[str, str, str]]) -> list[tuple[str, st
         if ent and con:
             triplets.extend((premise, e, con[i % len(con)]) for i, e in enumerate(ent))
     return triplets
+
+
+NLI_FORMATS = ("auto", "kornli", "tsv", "jsonl", "snli-senteval")
+
+
+def _nli_source(source: str, fmt: str, split: str | None, data_dir) -> list[tuple[Path, str | None]]:
+    """The NLI file(s) named by ``source``: a path (file, or SentEval's SNLI folder with ``split``) or a
+    registry name (e.g. ``kornli-xnli`` with ``split`` dev/test)."""
+    path = Path(source).expanduser()
+    if not path.exists():
+        if "/" in source or Path(source).suffix:
+            raise ConfigError(f"NLI file {source!r}: no such file")
+        from capcse.data import resolve_dataset
+
+        path = Path(resolve_dataset(source, data_dir=data_dir))
+    if path.is_dir():
+        if any(path.glob("labels.*")) or fmt == "snli-senteval":
+            if split is None:
+                raise ConfigError(f"{path} is SentEval's SNLI folder: give --split (train/dev/test)")
+            return [(path, split)]
+        files = sorted(p for p in path.iterdir() if p.suffix in (".tsv", ".txt", ".jsonl", ".gz")
+                       and (split is None or f".{split}." in p.name or f"_{split}." in p.name))
+        if not files:
+            raise ConfigError(f"{path}: no NLI file{f' for split {split!r}' if split else ''} in this folder")
+        return [(f, None) for f in files]
+    if fmt == "snli-senteval":
+        raise ConfigError(f"{path}: --format snli-senteval takes SentEval's SNLI folder (s1.*, s2.*, labels.*)")
+    is_jsonl = path.name.endswith((".jsonl", ".jsonl.gz"))
+    if fmt == "jsonl" and not is_jsonl:
+        raise ConfigError(f"{path}: --format jsonl needs a .jsonl file")
+    if fmt in ("kornli", "tsv") and is_jsonl:
+        raise ConfigError(f"{path}: --format {fmt} takes a tab-separated file with a header, not JSON lines")
+    return [(path, None)]
+
+
+def triplets_from_nli(sources: Sequence[str], *, fmt: str = "auto", split: str | None = None, data_dir=None,
+                      skip_malformed: bool = False) -> tuple[list[tuple[str, str, str]], dict[str, int]]:
+    """SimCSE triplets (premise, entailment, contradiction) from NLI pair files (SNLI/MNLI ``.txt`` or
+    ``.jsonl`` releases, KorNLI/XNLI-ko TSV, SentEval's SNLI folder), read by
+    :func:`capcse.data.load_nli_pairs`. Returns the triplets and counts for the report."""
+    from capcse.data import load_nli_pairs
+
+    if fmt not in NLI_FORMATS:
+        raise ConfigError(f"unknown NLI format {fmt!r}; choose {', '.join(NLI_FORMATS)}")
+    pairs: list[tuple[str, str, str]] = []
+    stats = {"files": 0, "pairs": 0, "skipped_no_gold_label": 0, "skipped_malformed": 0}
+    for source in sources:
+        for path, file_split in _nli_source(source, fmt, split, data_dir):
+            table = load_nli_pairs(path, file_split, skip_malformed=skip_malformed)
+            stats["files"] += 1
+            stats["pairs"] += len(table)
+            skipped = getattr(table, "skipped", {}) or {}
+            stats["skipped_no_gold_label"] += int(skipped.get("no gold label", 0))
+            stats["skipped_malformed"] += int(skipped.get("malformed", 0))
+            pairs.extend((p.sentence1, p.sentence2, p.label) for p in table)
+    triplets = nli_to_triplets(pairs)
+    stats["premises"] = len({p for p, _, _ in pairs})
+    stats["premises_used"] = len({t[0] for t in triplets})
+    stats["triplets"] = len(triplets)
+    return triplets, stats
+
+
+def write_triplets(path: str | Path, triplets: Iterable[tuple[str, str, str]]) -> Path:
+    """Write SimCSE's ``nli_for_simcse.csv`` layout (header ``sent0,sent1,hard_neg``), atomically."""
+    import csv
+
+    from capcse.io import atomic_open
+
+    with atomic_open(path, "w") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["sent0", "sent1", "hard_neg"])
+        writer.writerows(triplets)
+    return Path(path)
