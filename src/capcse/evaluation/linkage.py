@@ -18,21 +18,23 @@ Algorithms (``single_linkage(..., method=...)``):
     pair within a proven float32 rounding margin of the threshold is re-checked in float64. O(N^2 d)
     time, O(block^2) memory. Used for small N and to list every edge (threshold sweeps).
 ``"certified"``  for large N, never an N x N matrix:
-    1. *Candidate graph*: an approximate k-nearest-neighbour search (faiss IVF, a few probes); the
-       candidate pairs within ``t`` are verified in float64 and their connected components computed.
-       These components are correct as far as they go (every edge is real) but may be split.
+    1. *Candidate graph*: an inverted-file search (faiss spherical k-means into ``nlist`` lists,
+       each record probing its ``nprobe`` nearest lists, each list scanned by one dense product); the
+       candidate pairs within ``t`` are verified in float64 and their connected components computed. These are correct as far as they go (every link is real) but may be split
+       where the approximate search missed a link.
     2. *Certificate*: each component A gets its centroid ``m_A`` and radius
        ``r_A = max_{x in A} ||x - m_A||`` (float64). For unit vectors, cosine distance <= t is
        ``||x - y|| <= eps = sqrt(2 t)``; by the triangle inequality ``||x - y|| >= ||m_A - m_B|| - r_A
        - r_B``, so two components can only contain a linking pair if ``||m_A - m_B|| <= r_A + r_B +
        eps``. That test is one inner product of augmented vectors
        ``[m_A, r_A, -c_A, 1] . [m_B, r_B, 1, -c_B] >= -eps^2/2`` with ``c = (|m|^2 - r^2 - 2 eps r)/2``,
-       evaluated for all component pairs in float32 blocks with a proven rounding margin.
-    3. Every member pair of every flagged component pair is checked in float64, the edges found
-       join components (union of the two edge sets), and the final components are returned.
-    The result is exact whatever the quality of step 1; step 1's quality only decides the cost. The
-    cost of step 2 is O(C^2 d) for C step-1 components: cheap when records form tight groups, and
-    quadratic (like brute force) for structureless data made of isolated points.
+       screened for all component pairs in bfloat16 (or float32) blocks with a proven rounding margin
+       (:func:`_screen_margin`), the survivors re-tested in float64.
+    3. Every member pair of every flagged component pair is checked in float64, the links found join
+       components, and the final components are returned.
+    The result is exact whatever the quality of step 1; that quality only decides the cost. Step 2
+    costs O(C^2 d) for C step-1 components: cheap when records form tight groups, and quadratic (like
+    brute force) for structureless data made of isolated points.
 ``"auto"``  brute below ``brute_limit`` records, certified above.
 """
 
@@ -122,17 +124,19 @@ def _set_threads(n_threads: int | None) -> None:
         pass
 
 
-def _blocked_candidates(A: np.ndarray, B: np.ndarray | None, threshold: float, block: int, upper: bool):
-    """All (i, j) with ``A[i] . B[j] >= threshold`` (float32 products); only i < j when ``upper`` (for a
-    symmetric test: B is A, or B holds the same rows in another augmented form).
+def _blocked_candidates(A: np.ndarray, B: np.ndarray | None, threshold: float, block: int, upper: bool, dtype=None):
+    """All (i, j) with ``A[i] . B[j] >= threshold`` (products in ``dtype``, default float32); only i < j
+    when ``upper`` (for a symmetric test: B is A, or B holds the same rows in another augmented form).
+    The caller's threshold must already include the rounding margin of ``dtype``.
 
     Rows are screened by their block maximum first, so the element-wise scan only touches rows that
     hold a candidate. Yields arrays (i, j) per block.
     """
     import torch
 
-    At = torch.from_numpy(np.ascontiguousarray(A, dtype=np.float32))
-    Bt = At if B is None else torch.from_numpy(np.ascontiguousarray(B, dtype=np.float32))
+    dtype = dtype or torch.float32
+    At = torch.from_numpy(np.ascontiguousarray(A, dtype=np.float32)).to(dtype)
+    Bt = At if B is None else torch.from_numpy(np.ascontiguousarray(B, dtype=np.float32)).to(dtype)
     n, m = At.shape[0], Bt.shape[0]
     for i0 in range(0, n, block):
         i1 = min(i0 + block, n)
@@ -191,44 +195,77 @@ class LinkageInfo:
     seconds: dict = field(default_factory=dict)
     n_candidate_edges: int = 0
     n_components_step1: int = 0
+    n_screened_component_pairs: int = 0
     n_flagged_component_pairs: int = 0
     n_pairs_checked_step3: int = 0
     n_edges_step3: int = 0
 
 
-def _knn_candidate_graph(Xn: np.ndarray, t: float, k: int, nlist: int | None, nprobe: int, seed: int):
-    """Approximate k-NN (faiss IVF, inner product) -> candidate pairs with similarity near ``1 - t``."""
+def _knn_candidate_graph(Xn: np.ndarray, t: float, k: int, nlist: int | None, nprobe: int, seed: int, block: int = 4096):
+    """Candidate links from an inverted-file partition, scanned with dense products.
+
+    Spherical k-means (faiss, 10 iterations on a sample) gives ``nlist`` centroids (default
+    ``sqrt(nprobe N)``, balancing the assignment, ``nlist`` products per record, against the scan,
+    ``nprobe N / nlist``). Every record is stored in the list of its nearest centroid and probes its
+    ``nprobe`` nearest lists; each list is scanned as one matrix product (queries x members), keeping
+    the pairs within a float32 margin of ``1 - t`` (at most the ``k`` most similar per query and list,
+    which bounds memory when ``t`` is large). Any subset of true links is fine here: the certificate
+    finds whatever this misses.
+    """
     import faiss
+    import torch
 
     n, d = Xn.shape
     if nlist is None:
-        nlist = int(max(1, min(4 * math.sqrt(n), n // 39)))
-    quantizer = faiss.IndexFlatIP(d)
-    index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        nlist = int(round(math.sqrt(nprobe * n)))
+    nlist = int(max(1, min(nlist, n // 8)))
+    nprobe = int(min(nprobe, nlist))
     rng = np.random.default_rng(seed)
-    n_train = min(n, max(39 * nlist, 10000))
+    n_train = min(n, max(32 * nlist, 4096))
     sample = Xn[np.sort(rng.choice(n, n_train, replace=False))] if n_train < n else Xn
-    index.cp.seed = int(seed)
-    index.train(sample)
-    index.add(Xn)
-    index.nprobe = int(min(nprobe, nlist))
-    k = int(min(k, n))
-    margin = 4.0 * (d + 2) * _F32_EPS + 1e-7
-    ii, jj = [], []
+    km = faiss.Kmeans(d, nlist, niter=10, seed=int(seed) % (2**31), spherical=True, verbose=False)
+    km.cp.min_points_per_centroid = 1
+    km.train(np.ascontiguousarray(sample))
+    del sample
+    probes = np.empty((n, nprobe), dtype=np.int64)
     for s in range(0, n, 65536):
-        sims, nbrs = index.search(Xn[s : s + 65536], k)
-        q = np.repeat(np.arange(s, s + len(sims), dtype=np.int64), k)
-        nb = nbrs.reshape(-1).astype(np.int64)
-        ok = (nb >= 0) & (nb != q) & (sims.reshape(-1) >= 1.0 - t - margin)  # faiss pads with -1
-        a, b = q[ok], nb[ok]
-        lo, hi = np.minimum(a, b), np.maximum(a, b)
-        ii.append(lo)
-        jj.append(hi)
-    del index
-    i = np.concatenate(ii)
-    j = np.concatenate(jj)
-    key = np.unique(i * n + j)
-    return key // n, key % n
+        probes[s : s + 65536] = km.index.search(Xn[s : s + 65536], nprobe)[1]
+    members = np.argsort(probes[:, 0], kind="stable")
+    m_bounds = np.searchsorted(probes[members, 0], np.arange(nlist + 1))
+    flat = probes.reshape(-1)
+    queries = np.argsort(flat, kind="stable")
+    q_bounds = np.searchsorted(flat[queries], np.arange(nlist + 1))
+    queries //= nprobe
+    del probes, flat
+    margin = 4.0 * (d + 2) * _F32_EPS + 1e-7
+    threshold = np.float32(1.0 - t - margin)
+    sorted_rows = Xn[members]  # each list's members are now one contiguous slice
+    ii, jj, ss = [], [], []
+    for lst in range(nlist):
+        m0, m1 = m_bounds[lst], m_bounds[lst + 1]
+        qs = queries[q_bounds[lst] : q_bounds[lst + 1]]
+        if m1 == m0 or len(qs) == 0:
+            continue
+        mem = members[m0:m1]
+        bank = sorted_rows[m0:m1]
+        for q0 in range(0, len(qs), block):
+            qb = qs[q0 : q0 + block]
+            P = np.take(Xn, qb, axis=0) @ bank.T
+            r, c = np.nonzero(P >= threshold)
+            if len(r) > k * len(qb):  # keep each query's k best in this list (memory bound for large t)
+                top = torch.from_numpy(P).topk(min(k, P.shape[1]), dim=1)
+                r, c = np.nonzero(top.values.numpy() >= threshold)
+                c = top.indices.numpy()[r, c]
+            a, b = qb[r], mem[c]
+            keep = a != b
+            ii.append(np.minimum(a[keep], b[keep]))
+            jj.append(np.maximum(a[keep], b[keep]))
+            ss.append(P[r[keep], c[keep]])
+    del sorted_rows
+    if not ii:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    key, first = np.unique(np.concatenate(ii) * n + np.concatenate(jj), return_index=True)
+    return key // n, key % n, np.concatenate(ss)[first]
 
 
 def _component_geometry(X: np.ndarray, norms: np.ndarray, labels: np.ndarray, n_comp: int, chunk: int = 65536):
@@ -280,7 +317,8 @@ def single_linkage(
     block: int = 4096,
     k: int = 16,
     nlist: int | None = None,
-    nprobe: int = 8,
+    nprobe: int = 4,
+    screen_dtype: str = "bfloat16",
     seed: int = 0,
     n_threads: int | None = None,
     return_info: bool = False,
@@ -288,7 +326,9 @@ def single_linkage(
     """Exact single-linkage clusters of the rows of ``X`` at cosine-distance threshold ``t`` (``<=``).
 
     Returns canonical labels (``0, 1, ...`` in order of first record), and a :class:`LinkageInfo` when
-    ``return_info``. See the module docstring for the algorithms and the proof of exactness.
+    ``return_info``. Certified method: ``k``, ``nlist`` and ``nprobe`` set step 1's
+    approximate k-NN search (default ``nlist = sqrt(nprobe N)``), ``screen_dtype`` (``bfloat16`` or ``float32``) the arithmetic of step 2's
+    screen; see the module docstring.
     """
     X = _as_matrix(X)
     n = len(X)
@@ -298,6 +338,8 @@ def single_linkage(
         method = "brute" if n <= brute_limit else "certified"
     if method not in ("brute", "certified"):
         raise ValueError(f"unknown single-linkage method {method!r} (brute, certified, auto)")
+    if screen_dtype not in ("bfloat16", "float32"):
+        raise ValueError(f"screen_dtype must be bfloat16 or float32, got {screen_dtype!r}")
     info = LinkageInfo(method=method, n=n, threshold=float(t))
     if n == 0:
         return (np.zeros(0, np.int64), info) if return_info else np.zeros(0, np.int64)
@@ -309,48 +351,77 @@ def single_linkage(
         labels = _components(n, i, j)
         info.seconds["brute"] = time.perf_counter() - t0
     else:
-        labels = _certified(X, t, info, block=block, k=k, nlist=nlist, nprobe=nprobe, seed=seed)
+        labels = _certified(X, t, info, block=block, k=k, nlist=nlist, nprobe=nprobe, screen_dtype=screen_dtype, seed=seed)
     labels = canonical_labels(labels)
     info.n_clusters = int(labels.max()) + 1
     info.seconds["total"] = time.perf_counter() - t0
     return (labels, info) if return_info else labels
 
 
-def _certified(X, t, info: LinkageInfo, *, block, k, nlist, nprobe, seed) -> np.ndarray:
+_BF16_EPS = 2.0**-8  # unit roundoff of bfloat16 (8-bit significand)
+
+
+def _screen_margin(dtype_name: str, k: int, max_left: float, max_right: float, threshold: float) -> float:
+    """A proven bound on |computed - exact| for one product of ``k``-vectors (plus threshold rounding).
+
+    Inputs are rounded to the screen dtype (relative error u each), products are exact in float32 and
+    accumulated in float32 (oneDNN's and PyTorch's CPU kernels accumulate bf16 products in float32),
+    and a bf16 result is rounded once more. Each term is then within (2u + u^2) |a_i b_i| + k u32
+    sum|a_i b_i| of exact, and sum |a_i b_i| <= |a| |b|. The bound is doubled for safety.
+    """
+    u = _BF16_EPS if dtype_name == "bfloat16" else _F32_EPS
+    per_term = (2 * u + u * u + (k + 2) * _F32_EPS) * max_left * max_right
+    output = u * (max_left * max_right + abs(threshold)) if dtype_name == "bfloat16" else 0.0
+    return 2.0 * (per_term + output + u * abs(threshold)) + 1e-7
+
+
+def _certified(X, t, info: LinkageInfo, *, block, k, nlist, nprobe, screen_dtype, seed) -> np.ndarray:
+    import torch
+
     n, d = X.shape
     clock = time.perf_counter()
     norms = _row_norms(X)
     Xn = normalize_rows(X, np.float32)
-    # step 1: approximate candidate graph, verified exactly
-    ci, cj = _knn_candidate_graph(Xn, t, k=k, nlist=nlist, nprobe=nprobe, seed=seed)
-    dist = _pair_distances(X, norms, ci, cj)
-    keep = dist <= t
+    # step 1: approximate k-NN graph (faiss IVF), its links verified in float64
+    ci, cj, sims = _knn_candidate_graph(Xn, t, k=k, nlist=nlist, nprobe=nprobe, seed=seed)
+    # float32 similarities clearly past the threshold are links; only the borderline go to float64
+    margin = 4.0 * (d + 2) * _F32_EPS + 1e-7
+    keep = sims >= 1.0 - t + margin
+    unsure = np.flatnonzero(~keep)
+    keep[unsure] = _pair_distances(X, norms, ci[unsure], cj[unsure]) <= t
     ci, cj = ci[keep], cj[keep]
+    del sims
     info.n_candidate_edges = int(len(ci))
     labels0 = _components(n, ci, cj)
-    del ci, cj, dist, keep
+    del ci, cj, keep, unsure, Xn
     n_comp = int(labels0.max()) + 1
     info.n_components_step1 = n_comp
     info.seconds["step1_knn"] = time.perf_counter() - clock
 
-    # step 2: certificate over component pairs
+    # step 2: certificate over component pairs (screen, then exact float64 re-test of the survivors)
     clock = time.perf_counter()
     centroids, radii = _component_geometry(X, norms, labels0, n_comp)
     eps = math.sqrt(2.0 * t) * (1 + 1e-12) + 1e-12
     c = (np.einsum("ij,ij->i", centroids, centroids) - radii**2 - 2 * eps * radii) / 2
     left = np.hstack([centroids, radii[:, None], -c[:, None], np.ones((n_comp, 1))])
     right = np.hstack([centroids, radii[:, None], np.ones((n_comp, 1)), -c[:, None]])
-    # float32 error of one augmented product: <= 2 (d+4) u |L| |R| (inputs rounded, fp32 accumulation)
-    bound = np.sqrt(np.einsum("ij,ij->i", left, left)).max() * np.sqrt(np.einsum("ij,ij->i", right, right)).max()
-    margin = 4.0 * (d + 4) * _F32_EPS * bound + 1e-7
+    del centroids
+    limit = -eps * eps / 2
+    margin = _screen_margin(screen_dtype, d + 3, np.sqrt(np.einsum("ij,ij->i", left, left)).max(),
+                            np.sqrt(np.einsum("ij,ij->i", right, right)).max(), limit)
+    dtype = torch.bfloat16 if screen_dtype == "bfloat16" else torch.float32
     fa, fb = [], []
-    for a, b in _blocked_candidates(left, right, -eps * eps / 2 - margin, block, upper=True):
-        fa.append(a)
-        fb.append(b)
+    n_screened = 0
+    for a, b in _blocked_candidates(left, right, limit - margin, block, upper=True, dtype=dtype):
+        n_screened += len(a)
+        exact = np.einsum("ij,ij->i", left[a], right[b]) >= limit - 1e-9  # float64, ~1e-15 error
+        fa.append(a[exact])
+        fb.append(b[exact])
     fa = np.concatenate(fa) if fa else np.zeros(0, np.int64)
     fb = np.concatenate(fb) if fb else np.zeros(0, np.int64)
     info.n_flagged_component_pairs = int(len(fa))
-    del centroids, left, right
+    info.n_screened_component_pairs = int(n_screened)
+    del left, right
     info.seconds["step2_certificate"] = time.perf_counter() - clock
 
     # step 3: exact check of every member pair of the flagged component pairs
