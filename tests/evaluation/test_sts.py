@@ -114,3 +114,22 @@ def test_split_rules():
     assert resolve_split("stsb", "dev") == "dev" and resolve_split("sts12", "test") == "test"
     with pytest.raises(ConfigError, match="test set only"):
         resolve_split("sts13", "dev")
+
+
+def test_identical_pairs_tie_whatever_the_float_noise():
+    """Pairs of identical sentences have cosine exactly 1; ~1e-7 of float32 noise must not rank them."""
+    rng = np.random.default_rng(0)
+    n = 40
+    e1 = rng.normal(size=(n, 16)).astype(np.float32)
+    e2 = rng.normal(size=(n, 16)).astype(np.float32)
+    e2[:10] = e1[:10]  # ten identical pairs, all with gold 5
+    e2[10:14] = e1[10:14] * 0.999 + 0.001 * rng.normal(size=(4, 16))  # near-paraphrases, gold 4.9
+    gold = np.concatenate([np.full(10, 5.0), np.full(4, 4.9), rng.uniform(0, 4, n - 14)])
+    clean = similarity_scores(e1, e2)["cosine"]
+    assert (clean[:10] == 1.0).all()
+    scores = []
+    for seed in range(5):  # batch-dependent noise of the size float32 encoders produce
+        noise = np.random.default_rng(seed).normal(scale=1e-7, size=e2.shape).astype(np.float32)
+        noisy = similarity_scores(e1, e2 + noise * (np.arange(n) < 10)[:, None])
+        scores.append(correlations(noisy, gold)["cosine_spearman"])
+    assert max(scores) == min(scores) == correlations({"cosine": clean}, gold)["cosine_spearman"]
