@@ -128,3 +128,12 @@ def test_jaccard_clusters_and_tuning():
     assert jaccard_clusters(texts, 0.5).tolist() == [0, 0, 1, 1, 2]
     res = tune_jaccard(texts, [0, 0, 1, 1, 2])
     assert res.score == pytest.approx(1.0) and res.n in (1, 2, 3)
+
+
+def test_combine_embeddings_of_different_widths_mixes_cosines():
+    rng = np.random.default_rng(7)
+    img, txt = rng.standard_normal((5, 6)), rng.standard_normal((5, 3))
+    e = lm.combine_embeddings(img, txt, 0.3)
+    cos = lambda A: (A / np.linalg.norm(A, axis=1, keepdims=True)) @ (A / np.linalg.norm(A, axis=1, keepdims=True)).T
+    np.testing.assert_allclose(e @ e.T, 0.3 * cos(img) + 0.7 * cos(txt), atol=1e-12)
+    np.testing.assert_allclose(lm.combine_embeddings(img, txt, 1.0) @ lm.combine_embeddings(img, txt, 1.0).T, cos(img), atol=1e-12)

@@ -95,7 +95,10 @@ def linkage_scores(true, pred) -> dict:
 def combine_embeddings(image, text, im_wt: float) -> np.ndarray:
     """CLIPPINGS record embedding: L2-normalised ``im_wt * img/|img| + (1 - im_wt) * txt/|txt|``.
 
-    ``im_wt = 1`` is the image-only (visual) embedding, ``0`` the text-only (language) one.
+    ``im_wt = 1`` is the image-only (visual) embedding, ``0`` the text-only (language) one. When the
+    two parts have different widths (towers without a shared space, e.g. untrained towers used as
+    they are), the record embedding is the concatenation ``sqrt(w) img/|img| (+) sqrt(1-w) txt/|txt|``,
+    whose cosine similarity is exactly ``w cos_img + (1 - w) cos_txt``.
     """
     if not 0.0 <= im_wt <= 1.0:
         raise ValueError(f"im_wt must be in [0, 1], got {im_wt}")
@@ -103,6 +106,12 @@ def combine_embeddings(image, text, im_wt: float) -> np.ndarray:
     for arr in (image, text):
         arr = np.asarray(arr, dtype=np.float64)
         parts.append(arr / np.linalg.norm(arr, axis=1, keepdims=True))
+    if im_wt == 1.0:
+        return parts[0]
+    if im_wt == 0.0:
+        return parts[1]
+    if parts[0].shape[1] != parts[1].shape[1]:
+        return np.hstack([np.sqrt(im_wt) * parts[0], np.sqrt(1.0 - im_wt) * parts[1]])
     mixed = im_wt * parts[0] + (1.0 - im_wt) * parts[1]
     return mixed / np.linalg.norm(mixed, axis=1, keepdims=True)
 
