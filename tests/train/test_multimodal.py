@@ -192,6 +192,7 @@ def pair_files(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_end_to_end_vision_runs_once_and_saved_model_is_text_only(pair_files, tiny_bert_path, monkeypatch):
     import capcse.models.image as image_mod
     from sentence_transformers import SentenceTransformer
@@ -202,7 +203,7 @@ def test_end_to_end_vision_runs_once_and_saved_model_is_text_only(pair_files, ti
     encoder = ImageEncoder(backbone, lambda b, x: b(x), PillowPreprocessor(18, 16), 8, "counting-cnn", trainable=False)
     monkeypatch.setattr(image_mod, "load_image_encoder", lambda name, **kw: encoder)
 
-    def recipe(out, method="mcse"):
+    def recipe(out, method="mcse", **train):
         return recipe_from_dict({
             "name": f"tiny-{method}", "model": {"name": str(tiny_bert_path), "pooler": "avg", "max_length": 16},
             "data": {"train": str(pair_files / "wiki.txt")},
@@ -211,7 +212,7 @@ def test_end_to_end_vision_runs_once_and_saved_model_is_text_only(pair_files, ti
                            "feature_cache": str(pair_files / "cache"), "vision": "counting-cnn",
                            **({"teachers": [str(tiny_bert_path)]} if method == "dalr" else {})},
             "train": {"output_dir": str(out), "batch_size": 8, "epochs": 2, "learning_rate": 1e-4, "seed": 1,
-                      "report_to": ["none"], "logging_steps": 1, "save_steps": 1000, "device": "cpu"},
+                      "report_to": ["none"], "logging_steps": 1, "save_steps": 1000, "device": "cpu", **train},
             "eval": {"during": "none", "final": ["none"]},
         })
 
@@ -221,7 +222,8 @@ def test_end_to_end_vision_runs_once_and_saved_model_is_text_only(pair_files, ti
     assert res.steps == 2 * (5 + 1)                     # 2 epochs x (5 text + 1 pair batch)
     assert res.train_examples == 40 + 8                 # the held-out test caption is not trained on
     # the vision model was not called during the 2 epochs, nor by a second run (features cached)
-    run_training(recipe(pair_files / "out2", "dalr"), log=lambda *a: None)
+    second = run_training(recipe(pair_files / "out2", "dalr", max_steps=2), log=lambda *a: None)
+    assert second.steps == 2
     assert backbone.calls == after_features
     reloaded = SentenceTransformer(str(res.model_dir), device="cpu")
     assert [type(m).__name__ for m in reloaded] == ["Transformer", "Pooling"]
