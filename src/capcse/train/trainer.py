@@ -57,11 +57,13 @@ class TrainResult:
     best_dev: dict[str, Any] | None = None
     dev_history: list[dict[str, Any]] = field(default_factory=list)
     test: dict[str, Any] | None = None
+    losses: list[dict[str, float]] = field(default_factory=list)  # {"step", "loss"} every logging_steps
 
     def to_dict(self) -> dict[str, Any]:
         return {"output_dir": str(self.output_dir), "model_dir": str(self.model_dir), "steps": self.steps,
                 "train_examples": self.train_examples, "train_seconds": round(self.train_seconds, 2),
-                "best_dev": self.best_dev, "dev_history": self.dev_history, "test": self.test}
+                "best_dev": self.best_dev, "dev_history": self.dev_history, "losses": self.losses,
+                "test": self.test}
 
 
 def build_model(recipe: Recipe):
@@ -285,7 +287,8 @@ def run_training(recipe: Recipe, *, resume: bool | str | None = None, log=print)
 
     model = trainer.model
     model_dir = out / "model"
-    res = TrainResult(out, model_dir, steps, len(dataset), seconds, best, history, None)
+    losses = [{"step": int(e["step"]), "loss": float(e["loss"])} for e in trainer.state.log_history if "loss" in e]
+    res = TrainResult(out, model_dir, steps, len(dataset), seconds, best, history, None, losses)
     if not trainer.is_world_process_zero():
         return res
     apply_inference_form(model, recipe.model.pooler, recipe.model.mlp_only_train)
