@@ -14,6 +14,10 @@ LOADING = {
     "cls_mlp_only_train": ("[CLS] of the last layer, *before* the MLP (the MLP was used in training only)",
                            "`outputs.last_hidden_state[:, 0]` (`pooler_output` is MLP([CLS]), the trained "
                            "training-time head, SimCSE's convention)"),
+    "cls_dense": ("MLP([CLS]) — a sentence-transformers Dense (tanh) module after [CLS] pooling (this encoder has "
+                  "no pooler to hold SimCSE's MLP)",
+                  "`outputs.last_hidden_state[:, 0]` is [CLS] *before* the MLP; the MLP is the folder's `2_Dense` "
+                  "module, which only sentence-transformers applies"),
     "cls_before_pooler": ("[CLS] of the last layer", "`outputs.last_hidden_state[:, 0]`"),
     "avg": ("mean of the last layer's token states over the attention mask",
             "masked mean of `outputs.last_hidden_state`"),
@@ -36,9 +40,14 @@ def _table(rows: Mapping[str, float]) -> str:
 def write_model_card(folder: str | Path, *, recipe: Mapping[str, Any], steps: int, train_examples: int,
                      best_dev: Mapping[str, Any] | None = None, test_table: Mapping[str, float] | None = None,
                      dev_history: list[Mapping[str, Any]] | None = None,
-                     correlation_tables: Mapping[str, Mapping[str, float]] | None = None, extra: str = "") -> Path:
+                     correlation_tables: Mapping[str, Mapping[str, float]] | None = None, extra: str = "",
+                     mlp_in_pooler: bool = True) -> Path:
+    """Write README.md into ``folder``. ``mlp_in_pooler``: the encoder's own pooler holds SimCSE's MLP
+    (BERT, RoBERTa); False for encoders without one (DistilBERT), whose MLP is a Dense module."""
     model = recipe["model"]
     key = "cls_mlp_only_train" if model["pooler"] == "cls" and model.get("mlp_only_train") else model["pooler"]
+    if key == "cls" and not mlp_in_pooler:
+        key = "cls_dense"
     what, automodel = LOADING.get(key, (model["pooler"], "see capcse.models.poolers"))
     lines = [
         f"# {recipe['name']}",

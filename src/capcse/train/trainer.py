@@ -230,7 +230,7 @@ def run_training(recipe: Recipe, *, resume: bool | str | None = None, log=print)
     from transformers import set_seed
 
     from capcse.models.encoder import SentenceEncoder
-    from capcse.models.heads import apply_inference_form
+    from capcse.models.heads import apply_inference_form, has_mlp_pooler
     from capcse.report.model_card import write_model_card
     from capcse.train.callbacks import STSDevEvaluator
     from capcse.train.data import load_train_dataset
@@ -291,6 +291,7 @@ def run_training(recipe: Recipe, *, resume: bool | str | None = None, log=print)
     res = TrainResult(out, model_dir, steps, len(dataset), seconds, best, history, None, losses)
     if not trainer.is_world_process_zero():
         return res
+    mlp_in_pooler = has_mlp_pooler(model)
     apply_inference_form(model, recipe.model.pooler, recipe.model.mlp_only_train)
     model.save(str(model_dir), safe_serialization=True)
 
@@ -312,6 +313,6 @@ def run_training(recipe: Recipe, *, resume: bool | str | None = None, log=print)
             correlation_tables = {r.name: dict(r.scores) for t, r in result.sts.tasks.items() if t == "korsts"}
     write_model_card(model_dir, recipe=recipe.to_dict(), steps=steps, train_examples=len(dataset),
                      best_dev=best, test_table=test_table, dev_history=history,
-                     correlation_tables=correlation_tables)
+                     correlation_tables=correlation_tables, mlp_in_pooler=mlp_in_pooler)
     atomic_write_json(out / "train_summary.json", res.to_dict())
     return res
