@@ -13,6 +13,7 @@ EPILOG = """\
 steps:
   build    turn an image-caption set into a linkage benchmark (records.csv + images/ + build.json)
   embed    embed every record's image and caption with a bi-encoder (embeddings.npz)
+  train    train projection heads on frozen-tower features: CLIP pre-training, then SupCon
   cluster  exact single linkage of one split at a cosine-distance threshold (clusters.csv)
   eval     tune the threshold (and im_wt) on validation, score test: ARI, pairwise P/R/F1, purity,
            and the Jaccard baseline (results.json)
@@ -48,6 +49,21 @@ def register(subparsers) -> None:
     e.add_argument("--device", default=None)
     e.add_argument("--out", required=True, help="embeddings .npz")
     e.set_defaults(func=run_embed)
+
+    t = steps.add_parser("train", help="train projection heads on frozen-tower features (CLIP, then SupCon)")
+    t.add_argument("embeddings", help="features .npz from `capcse link embed` (towers without heads)")
+    t.add_argument("--out", required=True, help="output folder: heads.pt, heads.json, embeddings.npz (projected)")
+    t.add_argument("--stages", nargs="+", choices=("clip", "supcon"), default=["clip", "supcon"],
+                   help="clip = self-supervised image-caption pre-training; supcon = supervised metric learning")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--dim", type=int, default=256)
+    t.add_argument("--im-wt", type=float, default=0.5, help="image weight of the pooled embedding trained by SupCon")
+    t.add_argument("--clip-epochs", type=int, default=20)
+    t.add_argument("--supcon-epochs", type=int, default=20)
+    t.add_argument("--m", type=int, default=3, help="records per cluster in a SupCon batch")
+    t.add_argument("--k", type=int, default=3, help="clusters per hard-negative neighbourhood")
+    t.add_argument("--supcon-batch", type=int, default=54)
+    t.set_defaults(func=run_train)
 
     c = steps.add_parser("cluster", help="single-linkage clusters of one split")
     c.add_argument("embeddings", help="embeddings .npz from `capcse link embed`")
@@ -151,6 +167,23 @@ def _load_npz(path):
 
     with np.load(path) as z:
         return {k: z[k] for k in z.files}
+
+
+def run_train(args) -> int:
+    import numpy as np
+
+    from capcse.io import atomic_open
+    from capcse.train.linkage import project_embeddings, train_heads
+
+    z = _load_npz(args.embeddings)
+    heads = train_heads(z, args.out, stages=tuple(args.stages), seed=args.seed, dim=args.dim, im_wt=args.im_wt,
+                        clip_epochs=args.clip_epochs, supcon_epochs=args.supcon_epochs, m=args.m, k=args.k,
+                        supcon_batch=args.supcon_batch, log=_log)
+    projected = project_embeddings(heads, z)
+    with atomic_open(Path(args.out) / "embeddings.npz", "wb") as fh:
+        np.savez(fh, **projected)
+    print(f"trained {'+'.join(args.stages)} heads; wrote {Path(args.out) / 'embeddings.npz'}")
+    return 0
 
 
 def run_cluster(args) -> int:
