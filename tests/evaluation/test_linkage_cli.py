@@ -33,3 +33,19 @@ def test_link_build_without_data_is_a_clear_error(tmp_path, monkeypatch, capsys)
     monkeypatch.delenv("CAPCSE_DATA", raising=False)
     assert main(["link", "build", "--out", str(tmp_path / "x")]) == 2
     assert "CAPCSE_DATA" in capsys.readouterr().err
+
+
+def test_train_recipe_precedence(tmp_path):
+    from capcse.cli import build_parser
+    from capcse.cli.link import _apply_config
+    from capcse.errors import ConfigError
+
+    repo = __import__("pathlib").Path(__file__).resolve().parents[2]
+    args = build_parser().parse_args(["link", "train", "f.npz", "--out", "o", "--config", str(repo / "configs" / "clippings-supervised.yaml"), "--m", "2"])
+    _apply_config(args)
+    assert (args.stages, args.m, args.k, args.supcon_batch, args.im_wt) == (["clip", "supcon"], 2, 3, 54, 0.5)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stages: [clip]\nlearning_rate: 3\n")
+    args = build_parser().parse_args(["link", "train", "f.npz", "--out", "o", "--config", str(bad)])
+    with pytest.raises(ConfigError, match="learning_rate"):
+        _apply_config(args)

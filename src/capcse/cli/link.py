@@ -53,16 +53,19 @@ def register(subparsers) -> None:
     t = steps.add_parser("train", help="train projection heads on frozen-tower features (CLIP, then SupCon)")
     t.add_argument("embeddings", help="features .npz from `capcse link embed` (towers without heads)")
     t.add_argument("--out", required=True, help="output folder: heads.pt, heads.json, embeddings.npz (projected)")
-    t.add_argument("--stages", nargs="+", choices=("clip", "supcon"), default=["clip", "supcon"],
-                   help="clip = self-supervised image-caption pre-training; supcon = supervised metric learning")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--dim", type=int, default=256)
-    t.add_argument("--im-wt", type=float, default=0.5, help="image weight of the pooled embedding trained by SupCon")
-    t.add_argument("--clip-epochs", type=int, default=20)
-    t.add_argument("--supcon-epochs", type=int, default=20)
-    t.add_argument("--m", type=int, default=3, help="records per cluster in a SupCon batch")
-    t.add_argument("--k", type=int, default=3, help="clusters per hard-negative neighbourhood")
-    t.add_argument("--supcon-batch", type=int, default=54)
+    t.add_argument("--config", default=None, help="YAML recipe (e.g. configs/clippings-supervised.yaml); its keys "
+                   "(stages, seed, dim, im_wt, clip_epochs, supcon_epochs, m, k, supcon_batch) replace the defaults "
+                   "of the options below, and options given on the command line replace the recipe")
+    t.add_argument("--stages", nargs="+", choices=("clip", "supcon"), default=None,
+                   help="clip = self-supervised image-caption pre-training; supcon = supervised metric learning (default: both)")
+    t.add_argument("--seed", type=int, default=None, help="default 0")
+    t.add_argument("--dim", type=int, default=None, help="projection width (default 256)")
+    t.add_argument("--im-wt", type=float, default=None, help="image weight of the pooled embedding trained by SupCon (default 0.5)")
+    t.add_argument("--clip-epochs", type=int, default=None, help="default 20")
+    t.add_argument("--supcon-epochs", type=int, default=None, help="default 20")
+    t.add_argument("--m", type=int, default=None, help="records per cluster in a SupCon batch (default 3)")
+    t.add_argument("--k", type=int, default=None, help="clusters per hard-negative neighbourhood (default 3)")
+    t.add_argument("--supcon-batch", type=int, default=None, help="default 54")
     t.set_defaults(func=run_train)
 
     c = steps.add_parser("cluster", help="single-linkage clusters of one split")
@@ -169,8 +172,32 @@ def _load_npz(path):
         return {k: z[k] for k in z.files}
 
 
+_TRAIN_DEFAULTS = {"stages": ["clip", "supcon"], "seed": 0, "dim": 256, "im_wt": 0.5, "clip_epochs": 20, "supcon_epochs": 20,
+                   "m": 3, "k": 3, "supcon_batch": 54}
+
+
+def _apply_config(args) -> None:
+    """Options given on the command line win, then the recipe's values, then the defaults."""
+    cfg = {}
+    if args.config:
+        import yaml
+
+        from capcse.errors import ConfigError
+
+        with open(args.config, encoding="utf-8") as fh:
+            cfg = yaml.safe_load(fh) or {}
+        unknown = set(cfg) - set(_TRAIN_DEFAULTS) - {"description"}
+        if unknown:
+            raise ConfigError(f"{args.config}: unknown key(s) {sorted(unknown)}; known: {', '.join(_TRAIN_DEFAULTS)}")
+    for key, default in _TRAIN_DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, cfg.get(key, default))
+
+
 def run_train(args) -> int:
     import numpy as np
+
+    _apply_config(args)
 
     from capcse.io import atomic_open
     from capcse.train.linkage import project_embeddings, train_heads
