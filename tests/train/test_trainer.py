@@ -204,3 +204,23 @@ def test_unknown_dev_task_is_a_clear_error(tiny_bert_path, train_text, tmp_path)
 
     with pytest.raises(ConfigError, match="eval.during"):
         run_training(tiny_recipe(tmp_path, tiny_bert_path, train_text, eval={"during": "sts12-dev"}))
+
+
+@pytest.mark.slow  # two STS-B dev evaluations during training + one of the saved model (~20 s of CPU)
+def test_dev_evaluation_keeps_the_best_checkpoint(tiny_bert_path, train_text, tmp_path, data_dir):
+    """STS-B dev every 3 steps on the inference form; the saved model is the best checkpoint, and its
+    STS-B dev Spearman (recomputed from the saved folder) is the best one logged."""
+    from capcse.evaluation.sts import evaluate_sts
+    from capcse.models import load_encoder
+    from capcse.train.trainer import run_training
+
+    recipe = tiny_recipe(tmp_path, tiny_bert_path, train_text,
+                         train={"max_steps": 6, "learning_rate": 5e-3},
+                         eval={"during": "stsb-dev", "steps": 3, "load_best": True, "data_dir": str(data_dir)})
+    result = run_training(recipe, log=lambda *_: None)
+    scores = [h["spearman"] for h in result.dev_history]
+    assert [h["steps"] for h in result.dev_history] == [3, 6] and len(set(scores)) == 2
+    assert result.best_dev["spearman"] == max(scores)
+    saved = evaluate_sts(load_encoder(result.model_dir, device="cpu"), ["stsb"], "dev", data_dir=data_dir)
+    assert saved.tasks["stsb"].spearman == pytest.approx(max(scores), abs=1e-4)
+    assert f"step {result.best_dev['steps']}" in (result.model_dir / "README.md").read_text()
