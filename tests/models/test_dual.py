@@ -99,3 +99,15 @@ def test_assembled_minilm_efficientnet(minilm_path):
     with torch.no_grad():
         ref = F.normalize(dual.text_proj(st.encode(TEXTS, convert_to_tensor=True)), dim=-1)
     torch.testing.assert_close(dual.encode_records(None, TEXTS)["text"], ref, rtol=1e-4, atol=1e-5)
+
+
+def test_from_clip_loads_a_saved_checkpoint(tiny_clip, tmp_path):
+    tiny_clip.clip.save_pretrained(tmp_path)
+    tiny_clip.tokenizer.save_pretrained(tmp_path)
+    tiny_clip.image_processor.save_pretrained(tmp_path)
+    again = DualEncoder.from_clip(str(tmp_path))
+    pics = _pictures(2)
+    a = tiny_clip.encode_records(pics, TEXTS[:2])
+    b = again.encode_records(pics, TEXTS[:2])
+    torch.testing.assert_close(a["image"], b["image"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(a["text"], b["text"], rtol=1e-4, atol=1e-5)
