@@ -224,3 +224,18 @@ def test_dev_evaluation_keeps_the_best_checkpoint(tiny_bert_path, train_text, tm
     saved = evaluate_sts(load_encoder(result.model_dir, device="cpu"), ["stsb"], "dev", data_dir=data_dir)
     assert saved.tasks["stsb"].spearman == pytest.approx(max(scores), abs=1e-4)
     assert f"step {result.best_dev['steps']}" in (result.model_dir / "README.md").read_text()
+
+
+def test_cli_train_runs_and_reports(tiny_bert_path, train_text, tmp_path, capsys):
+    from capcse.cli import main
+
+    out = tmp_path / "cli"
+    code = main(["train", "simcse-unsup-bert-base", "--output", str(out),
+                 "--set", f"model.name={tiny_bert_path}", "--set", f"data.train={train_text}",
+                 "--set", "train.max_steps=2", "--set", "train.batch_size=4", "--set", "train.logging_steps=1",
+                 "--set", "train.report_to=none", "--set", "eval.during=none", "--set", "eval.final=none"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    summary = json.loads(printed[printed.index("{\n"):printed.index("\n}") + 2])
+    assert summary["steps"] == 2 and summary["last_loss"]["step"] == 2
+    assert f"model: {out / 'model'}" in printed and (out / "model" / "model.safetensors").is_file()

@@ -39,8 +39,16 @@ def run(args: argparse.Namespace) -> int:
     result = run_training(recipe, resume=args.resume)
     if not is_main_process():  # under torchrun / accelerate launch: one report, from rank 0
         return 0
-    print(json.dumps({k: v for k, v in result.to_dict().items() if k != "test"}, indent=2))
+    summary = {k: v for k, v in result.to_dict().items() if k not in ("test", "losses", "dev_history")}
+    if result.losses:
+        summary["last_loss"] = result.losses[-1]
+    print(json.dumps(summary, indent=2))
     if result.test:
-        print(f"test STS avg: {result.test.get('avg')}")
+        scores = {name: r["cosine_spearman"] for name, r in result.test["results"].items()
+                  if isinstance(r, dict) and "cosine_spearman" in r}
+        if scores:
+            print("test cosine Spearman: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
+        if result.test.get("avg") is not None:
+            print(f"test avg: {result.test['avg']:.2f}")
     print(f"model: {result.model_dir}")
     return 0
