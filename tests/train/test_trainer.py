@@ -239,3 +239,27 @@ def test_cli_train_runs_and_reports(tiny_bert_path, train_text, tmp_path, capsys
     summary = json.loads(printed[printed.index("{\n"):printed.index("\n}") + 2])
     assert summary["steps"] == 2 and summary["last_loss"]["step"] == 2
     assert f"model: {out / 'model'}" in printed and (out / "model" / "model.safetensors").is_file()
+
+
+def test_bf16_accumulation_gradcache_length_grouping_and_tensorboard(tiny_bert_path, train_text, tmp_path):
+    """The Trainer's switches through a recipe: bf16 autocast, gradient accumulation, warm-up, GradCache,
+    length-grouped batches, TensorBoard logging, all in one short run."""
+    from capcse.train.trainer import run_training
+
+    recipe = tiny_recipe(tmp_path, tiny_bert_path, train_text, loss={"mini_batch_size": 3},
+                         train={"precision": "bf16", "gradient_accumulation_steps": 2, "warmup_ratio": 0.5,
+                                "group_by_length": True, "report_to": ["tensorboard"], "max_steps": 2})
+    result = run_training(recipe, log=lambda *_: None)
+    assert result.steps == 2 and all(np.isfinite(x["loss"]) for x in result.losses)
+    assert list(tmp_path.rglob("events.out.tfevents.*"))
+
+
+def test_any_hugging_face_dataset_folder(tiny_bert_path, tmp_path):
+    from capcse.train.data import load_train_dataset
+
+    folder = tmp_path / "hfdata"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text("".join(json.dumps({"anchor": f"a{i}", "positive": f"p{i}", "n": i}) + "\n"
+                                                for i in range(5)))
+    ds = load_train_dataset(f"hf:{folder}", columns=["anchor", "positive"])
+    assert ds.column_names == ["anchor", "positive"] and ds["positive"] == [f"p{i}" for i in range(5)]
