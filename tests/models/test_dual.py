@@ -78,6 +78,7 @@ def test_encode_records_modes(tiny_clip):
     assert tiny_clip(text_inputs=tiny_clip.tokenize(TEXTS), im_wt=0.0)["record_embeds"].shape == (4, 24)
 
 
+@pytest.mark.slow
 def test_assembled_minilm_efficientnet(minilm_path):
     from sentence_transformers import SentenceTransformer
 
