@@ -74,3 +74,22 @@ def test_offset_selects_the_local_rows_of_a_gathered_batch():
 def test_bad_temperature():
     with pytest.raises(ValueError):
         SimCSELoss(temperature=0)
+
+
+def test_offset_moves_the_hard_negative_weight_with_the_local_rows():
+    """Under DDP anchor i of process r is row offset+i of the gathered batch: its own hard negative
+    (the weighted one) is gathered negative offset+i, exactly as in the single-process batch."""
+    torch.manual_seed(1)
+    a, p, n = torch.randn(6, 4), torch.randn(6, 4), torch.randn(6, 4)
+    loss = SimCSELoss(0.1, hard_negative_weight=2.0)
+    rows = loss(a, p, n, reduction="none")
+    torch.testing.assert_close(loss(a[3:], p, n, offset=3, reduction="none"), rows[3:])
+    shifted = loss.logits(a[3:], p, n, offset=3) - SimCSELoss(0.1).logits(a[3:], p, n, offset=3)
+    assert shifted.nonzero().tolist() == [[0, 9], [1, 10], [2, 11]]
+
+
+def test_low_precision_logits_are_reduced_in_float32():
+    a, p = torch.randn(4, 8).bfloat16(), torch.randn(4, 8).bfloat16()
+    got = SimCSELoss(0.05)(a, p)
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(SimCSELoss(0.05)(a.float(), p.float()).item(), rel=2e-2)
