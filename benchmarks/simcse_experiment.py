@@ -165,13 +165,19 @@ def eval_worker(args) -> int:
     return 0
 
 
-def run_logged(cmd: list[str], log_path: Path) -> tuple[int, str]:
+def run_logged(cmd: list[str], log_path: Path) -> tuple[int, str, float]:
+    """Run ``cmd`` (stderr to the run's log); returns exit code, stdout and the CPU seconds it used."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(log_path, "a", encoding="utf-8") as fh:
         fh.write("$ " + " ".join(cmd) + "\n")
         fh.flush()
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=fh, text=True)
         fh.write(proc.stdout)
-    return proc.returncode, proc.stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return proc.returncode, proc.stdout, cpu
 
 
 def do_run(name: str, seed: int | None, args, data: dict[str, str], log) -> dict:
@@ -193,9 +199,10 @@ def do_run(name: str, seed: int | None, args, data: dict[str, str], log) -> dict
     else:
         cmd = train_command(cond, data[cond["data"]], seed, args, run_dir)
         log(f"[{name} seed {seed}] training: " + " ".join(cmd))
-        rc, _ = run_logged(cmd, log_path)
+        rc, _, cpu = run_logged(cmd, log_path)
         if rc:
             raise SystemExit(f"{name} seed {seed}: capcse train failed (exit {rc}); see {log_path}")
+        record["train_cpu_seconds"] = round(cpu, 1)
         summary = json.loads((run_dir / "train" / "train_summary.json").read_text(encoding="utf-8"))
         record.update(steps=summary["steps"], train_seconds=summary["train_seconds"], losses=summary["losses"],
                       command=" ".join(cmd))
@@ -207,14 +214,16 @@ def do_run(name: str, seed: int | None, args, data: dict[str, str], log) -> dict
     t1 = time.perf_counter()
     cmd = eval_command(model, pooler, length, args, run_dir / "eval")
     log(f"[{name} seed {seed}] evaluating: " + " ".join(cmd))
-    rc, out = run_logged(cmd, log_path)
+    rc, out, cpu = run_logged(cmd, log_path)
     if rc:
         raise SystemExit(f"{name} seed {seed}: evaluation failed (exit {rc}); see {log_path}")
+    record["eval_cpu_seconds"] = round(cpu, 1)
     ev = json.loads(out.strip().splitlines()[-1])
     record.update(model=model, eval_pooler=pooler or "model's own", eval_max_seq_length=ev["max_seq_length"],
                   sts=ev["table"], wall_train_seconds=round(t1 - t0, 1), wall_eval_seconds=round(time.perf_counter() - t1, 1))
     atomic_write_json(done, record)
-    log(f"[{name} seed {seed}] Avg. {ev['table']['Avg.']:.2f}  (train {t1 - t0:.0f} s, eval {time.perf_counter() - t1:.0f} s)")
+    log(f"[{name} seed {seed}] Avg. {ev['table']['Avg.']:.2f}  (wall: train {t1 - t0:.0f} s, eval "
+        f"{time.perf_counter() - t1:.0f} s; CPU: train {record.get('train_cpu_seconds', 0):.0f} s, eval {cpu:.0f} s)")
     return record
 
 
@@ -232,6 +241,13 @@ def summarise(records: list[dict]) -> dict[str, dict]:
                           "n": len(vals)}
         out[name] = stats
     return out
+
+
+def cpu_totals(records: list[dict]) -> dict[str, float]:
+    train = sum(r.get("train_cpu_seconds", 0.0) for r in records)
+    evals = sum(r.get("eval_cpu_seconds", 0.0) for r in records)
+    return {"train": round(train, 1), "eval": round(evals, 1), "total": round(train + evals, 1),
+            "runs_without_cpu_record": sum("eval_cpu_seconds" not in r for r in records)}
 
 
 def markdown_table(summary: dict[str, dict]) -> str:
@@ -292,10 +308,11 @@ def main(argv=None) -> int:
             records.append(do_run(name, None if CONDITIONS[name]["recipe"] is None else seed, args, data, log))
             summary = summarise(records)
             atomic_write_json(out / "experiment.json", {"settings": settings, "data": data, "runs": records,
-                                                         "summary": summary})
+                                                         "summary": summary, "cpu_seconds": cpu_totals(records)})
     summary = summarise(records)
     table = markdown_table(summary)
     print("\n" + table)
+    print(f"CPU seconds (user + sys of the train / eval subprocesses): {cpu_totals(records)}")
     (out / "table.md").write_text(table + "\n", encoding="utf-8")
     base = summary.get("untrained", {}).get("Avg.", {}).get("mean")
     trained = {n: s["Avg."]["mean"] for n, s in summary.items() if CONDITIONS[n]["recipe"] is not None}

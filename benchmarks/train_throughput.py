@@ -368,7 +368,8 @@ def main(argv=None) -> int:
             sts = f", STS-B dev {r['stsb_dev']:.2f}" if "stsb_dev" in r else ""
             print(f"{variant}: {r['sentences_per_s']:.1f} sentences/s ({r['seconds']:.1f} s for {r['steps']} steps), "
                   f"peak RSS {r['peak_rss_mb']:.0f} MB, padding {100 * r['padding_fraction']:.1f} %, "
-                  f"autocast {r['autocast']}{sts}", flush=True)
+                  f"autocast {r['autocast']}{sts}; untimed: data {r['prep_seconds']:.1f} s, model {r['model_load_seconds']:.1f} s, "
+                  f"{r['warmup']} warm-up steps {r['warmup_seconds']:.1f} s", flush=True)
     for d in peaks:
         peaks[d].append(matmul_gflops(d))
     peak = {d: max(v) for d, v in peaks.items()}
