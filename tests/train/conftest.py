@@ -38,3 +38,42 @@ def featurize():
 @pytest.fixture(scope="session")
 def sentences():
     return list(SENTENCES)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _gloo_entry(rank: int, world: int, port: int, worker, model_path: str, out_dir: str) -> None:
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        torch.save(worker(rank, model_path), os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def run_gloo_workers(tmp_path_factory):
+    """``run(worker, model_path, world=2)``: spawn ``world`` processes in one gloo group (a free
+    127.0.0.1 port, one torch thread each), call ``worker(rank, model_path)`` (a module-level function)
+    in each and return what each returned, in rank order."""
+    import torch
+    import torch.multiprocessing as mp
+
+    def run(worker, model_path, world: int = 2):
+        out = tmp_path_factory.mktemp("gloo")
+        mp.start_processes(_gloo_entry, args=(world, _free_port(), worker, str(model_path), str(out)), nprocs=world,
+                           join=True, start_method="spawn")
+        return [torch.load(out / f"rank{r}.pt") for r in range(world)]
+
+    return run

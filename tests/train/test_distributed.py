@@ -8,12 +8,9 @@ Dropout is off (``eval()``) so both sides see the same network; GradCache under 
 
 from __future__ import annotations
 
-import os
-import socket
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 pytestmark = pytest.mark.slow  # two spawned processes import torch + transformers: ~20-60 s
 
@@ -61,50 +58,36 @@ def _grads(module):
     return {n: p.grad.detach().clone() for n, p in module.named_parameters() if p.grad is not None}
 
 
-def _worker(rank: int, world: int, port: int, model_path: str, out_dir: str) -> None:
-    import torch.distributed as dist
+def _worker(rank: int, model_path: str) -> dict:
+    """One process of the gloo group (spawned by the ``run_gloo_workers`` fixture)."""
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-    try:
-        model = _build(model_path)
-        ddp = DDP(model)
-        results = {}
-        for name, columns, first, kwargs in CASES:
-            rows = slice(0, first) if rank == 0 else slice(first, 8)
-            objective = _objective(model, kwargs)
-            objective.model = ddp  # what the sentence-transformers Trainer does under DDP
-            feats = [dict(model.preprocess(TEXTS[c][rows])) for c in range(columns)]
-            model.zero_grad(set_to_none=True)
-            loss = objective(feats)
-            loss.backward()
-            results[name] = {"loss": loss.item(), "grads": _grads(model)}
-        # MLM auxiliary loss: the MLM head is not inside DDP; its gradients must be averaged too
-        objective = _objective(model, {})
-        objective.__init__(model, objective.loss, mlm_weight=0.1, mlm_probability=0.3)
-        objective.model = ddp
-        torch.manual_seed(100 + rank)  # different masks on each process
+    model = _build(model_path)
+    ddp = DDP(model)
+    results = {}
+    for name, columns, first, kwargs in CASES:
+        rows = slice(0, first) if rank == 0 else slice(first, 8)
+        objective = _objective(model, kwargs)
+        objective.model = ddp  # what the sentence-transformers Trainer does under DDP
+        feats = [dict(model.preprocess(TEXTS[c][rows])) for c in range(columns)]
         model.zero_grad(set_to_none=True)
-        objective([dict(model.preprocess(TEXTS[0][rank * 4:(rank + 1) * 4]))]).backward()
-        results["mlm_head"] = {"grads": _grads(objective.mlm_head), "encoder": _grads(model)}
-        torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        loss = objective(feats)
+        loss.backward()
+        results[name] = {"loss": loss.item(), "grads": _grads(model)}
+    # MLM auxiliary loss: the MLM head is not inside DDP; its gradients must be averaged too
+    objective = _objective(model, {})
+    objective.__init__(model, objective.loss, mlm_weight=0.1, mlm_probability=0.3)
+    objective.model = ddp
+    torch.manual_seed(100 + rank)  # different masks on each process
+    model.zero_grad(set_to_none=True)
+    objective([dict(model.preprocess(TEXTS[0][rank * 4:(rank + 1) * 4]))]).backward()
+    results["mlm_head"] = {"grads": _grads(objective.mlm_head), "encoder": _grads(model)}
+    return results
 
 
 @pytest.fixture(scope="module")
-def ddp_results(tiny_bert_path, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ddp")
-    mp.start_processes(_worker, args=(2, _free_port(), str(tiny_bert_path), str(out)), nprocs=2, join=True,
-                       start_method="spawn")
-    return [torch.load(out / f"rank{r}.pt") for r in range(2)]
+def ddp_results(tiny_bert_path, run_gloo_workers):
+    return run_gloo_workers(_worker, tiny_bert_path)
 
 
 def _single_process(model_path, name):

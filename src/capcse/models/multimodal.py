@@ -96,10 +96,14 @@ class MultimodalModel(nn.Module):
         hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
         self._tapped = hidden[:, 0]
 
-    def embed(self, features: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(sentence embedding [B, D], grounding-head input [B, D or H]) from one forward pass."""
+    def embed(self, features: dict[str, Any], runner: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sentence embedding [B, D], grounding-head input [B, D or H]) from one forward pass.
+
+        ``runner`` is what to call instead of ``model`` itself: under DDP the Trainer hands the loss the
+        ``DistributedDataParallel`` wrapper, and the forward must go through it for DDP to average the
+        encoder's gradients."""
         self._tapped = None
-        sentence = self.model(features)["sentence_embedding"]
+        sentence = (runner if runner is not None else self.model)(features)["sentence_embedding"]
         if self.grounding_input == "sentence":
             return sentence, sentence
         if self._tapped is None:
@@ -107,8 +111,8 @@ class MultimodalModel(nn.Module):
         source, self._tapped = self._tapped, None
         return sentence, source
 
-    def forward(self, features: dict[str, Any]) -> dict[str, torch.Tensor]:
-        sentence, source = self.embed(features)
+    def forward(self, features: dict[str, Any], runner: nn.Module | None = None) -> dict[str, torch.Tensor]:
+        sentence, source = self.embed(features, runner)
         return {"sentence": sentence, "grounding": self.text_head(source)}
 
     def project_images(self, image_features: torch.Tensor) -> torch.Tensor:

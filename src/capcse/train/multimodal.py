@@ -201,15 +201,22 @@ class MixedModalityBatchSampler(DefaultBatchSampler):
 
     Rows are told apart by the dataset's ``label`` column (see :func:`build_mixed_dataset`). Each
     stream is shuffled with ``seed + epoch``; when a stream runs out inside an epoch it is reshuffled
-    and restarted (MCSE's ``inf_train_gen``)."""
+    and restarted (MCSE's ``inf_train_gen``).
+
+    Multi-process (``torchrun`` / ``accelerate launch``): accelerate deals the sampler's batches out
+    round-robin (process ``r`` takes batches ``r, r + W, ...``), and the objective gathers the ``W``
+    batches of a step into one, which must therefore be of one kind. With ``W`` processes the schedule
+    is made over global steps (``T // W`` text steps, ``P // W`` pair steps) and every slot yields
+    ``W`` consecutive batches of its kind. One process: exactly MCSE's schedule."""
 
     def __init__(self, dataset, batch_size: int, drop_last: bool, valid_label_columns=None, generator=None,
-                 seed: int = 0):
+                 seed: int = 0, world_size: int | None = None):
         super().__init__(dataset, batch_size=batch_size, drop_last=drop_last,
                          valid_label_columns=valid_label_columns, generator=generator, seed=seed)
         labels = label_column(dataset)
         self.text_rows = np.flatnonzero(labels >= 0)
         self.pair_rows = np.flatnonzero(labels < 0)
+        self.world_size = world_size if world_size is not None else _world_size()
 
     def _n_batches(self, n: int) -> int:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
@@ -223,15 +230,28 @@ class MixedModalityBatchSampler(DefaultBatchSampler):
             for b in range(n):
                 yield order[b * self.batch_size: (b + 1) * self.batch_size].tolist()
 
+    def _slots(self) -> list[bool]:
+        """The schedule over global steps (one slot = ``world_size`` batches of one kind)."""
+        w = max(1, int(self.world_size))
+        t, p = self._n_batches(len(self.text_rows)), self._n_batches(len(self.pair_rows))
+        return mcse_schedule(max(1, t // w) if t else 0, max(1, p // w) if p else 0)
+
     def __iter__(self) -> Iterator[list[int]]:
         generator = torch.Generator()
         generator.manual_seed(int(self.seed) + int(getattr(self, "epoch", 0)))
         texts, pairs = self._stream(self.text_rows, generator), self._stream(self.pair_rows, generator)
-        for is_pair in mcse_schedule(self._n_batches(len(self.text_rows)), self._n_batches(len(self.pair_rows))):
-            yield next(pairs) if is_pair else next(texts)
+        for is_pair in self._slots():
+            for _ in range(max(1, int(self.world_size))):
+                yield next(pairs) if is_pair else next(texts)
 
     def __len__(self) -> int:
-        return self._n_batches(len(self.text_rows)) + self._n_batches(len(self.pair_rows))
+        return len(self._slots()) * max(1, int(self.world_size))
+
+
+def _world_size() -> int:
+    from capcse.train.objective import distributed_world
+
+    return distributed_world()[1]
 
 
 # ------------------------------------------------------------------------------------------- teachers
@@ -313,7 +333,7 @@ class MultimodalObjective(nn.Module):
 
     def __init__(self, model, method: str, cfg: MultimodalConfig, *, temperature: float,
                  image_features: np.ndarray, pair_image_rows: np.ndarray, texts: "TextLookup",
-                 teacher: TeacherBank | None = None):
+                 teacher: TeacherBank | None = None, gather_across_devices: bool = True):
         super().__init__()
         from capcse.models.multimodal import MultimodalModel
 
@@ -341,10 +361,13 @@ class MultimodalObjective(nn.Module):
         self.rank_loss = ListMLELoss() if cfg.ranking == "listmle" else ListNetLoss()
         self.consistency_loss = RankingConsistencyLoss()
         self.steps = {"text": 0, "pairs": 0}
+        self.gather_across_devices = bool(gather_across_devices)
+        self._ddp_hooks = False
+        self._pad_token_id = model.tokenizer.pad_token_id or 0  # read now: self.model becomes the DDP wrapper
 
     @property
     def pad_token_id(self) -> int:
-        return self.model.tokenizer.pad_token_id or 0
+        return self._pad_token_id
 
     def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):
         """Without the second path to the text encoder (``mm.model`` is ``model``): checkpoints of the
@@ -355,7 +378,8 @@ class MultimodalObjective(nn.Module):
         return sd
 
     def forward(self, sentence_features: Iterable[dict[str, Any]], labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        from capcse.train.objective import concat_features
+        from capcse.train.objective import (average_gradients_across_processes, concat_features, distributed_world,
+                                            gather_labels, gather_rows)
 
         cols = list(sentence_features)
         if len(cols) != 1:
@@ -363,10 +387,25 @@ class MultimodalObjective(nn.Module):
         if labels is None:
             raise ValueError("multimodal batches need the 'label' column (row kind and index)")
         n = cols[0]["input_ids"].size(0)
-        out = self.mm(concat_features([cols[0], cols[0]], self.pad_token_id))  # two dropout views, one forward
+        distributed = distributed_world()[1] > 1
+        if distributed and not self._ddp_hooks:
+            # The heads are outside the DDP-wrapped encoder: start them from rank 0's values and average
+            # their gradients, as DDP does for the encoder (mm.model, which is left to DDP).
+            self._ddp_hooks = all([average_gradients_across_processes(self.mm.text_head),
+                                   average_gradients_across_processes(self.mm.image_head)])
+        # two dropout views, one forward, through self.model (the DDP wrapper under multi-process training)
+        out = self.mm(concat_features([cols[0], cols[0]], self.pad_token_id), runner=self.model)
         z1, z2 = out["sentence"].split(n)
         g1, g2 = out["grounding"].split(n)
-        labels = labels.view(-1).cpu()
+        labels = labels.view(-1)
+        if distributed:
+            if self.gather_across_devices:
+                # Every process computes the loss of the whole global batch (all anchors, all in-batch
+                # negatives, all images). The gather's backward sums the W identical losses' gradients
+                # into this process's rows and DDP / the hooks divide by W: the full-batch gradient.
+                (z1, z2, g1, g2), _ = gather_rows([z1, z2, g1, g2])
+                labels = gather_labels(labels.to(z1.device))
+        labels = labels.cpu()
         is_pair = labels < 0
         if bool(is_pair.any()) and not bool(is_pair.all()):
             raise ValueError("a batch mixes text-only rows and image-caption rows; use MixedModalityBatchSampler")
@@ -510,6 +549,7 @@ def prepare_multimodal(recipe, model, text_dataset, *, log=print, image_encoder=
         teacher.prepare(need)
     objective = MultimodalObjective(model, recipe.loss.name, cfg, temperature=recipe.loss.temperature,
                                     image_features=data.image_features, pair_image_rows=data.pair_image_rows,
-                                    texts=texts, teacher=teacher)
+                                    texts=texts, teacher=teacher,
+                                    gather_across_devices=recipe.loss.gather_across_devices)
     objective.to(device)
     return data.dataset, objective, MixedModalityBatchSampler

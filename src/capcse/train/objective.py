@@ -84,6 +84,51 @@ def gather_rows(tensors: list[torch.Tensor]) -> tuple[list[torch.Tensor], int]:
     return out, sum(counts[:rank])
 
 
+def gather_labels(labels: torch.Tensor) -> torch.Tensor:
+    """All-gather a 1-d integer tensor (no gradient) over the process group, in rank order; counts may
+    differ between processes."""
+    import torch.distributed as dist
+
+    rank, world = distributed_world()
+    if world == 1:
+        return labels
+    n = labels.numel()
+    counts = [torch.zeros(1, dtype=torch.long, device=labels.device) for _ in range(world)]
+    dist.all_gather(counts, torch.tensor([n], dtype=torch.long, device=labels.device))
+    counts = [int(c.item()) for c in counts]
+    longest = max(counts)
+    padded = torch.zeros(longest, dtype=labels.dtype, device=labels.device)
+    padded[:n] = labels.view(-1)
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[:c] for p, c in zip(parts, counts)])
+
+
+def average_gradients_across_processes(module: nn.Module) -> bool:
+    """Under DDP, make every parameter of ``module`` (a loss-side head that is not inside the
+    DDP-wrapped model, e.g. the MLM head or MCSE's projection heads) start from rank 0's values and
+    average its gradient over the processes, as DDP does for the encoder. Call it before the first
+    backward. Returns whether hooks were registered (False: one process)."""
+    world = distributed_world()[1]
+    if world == 1:
+        return False
+    import torch.distributed as dist
+
+    with torch.no_grad():  # start from rank 0's values, as DDP does for the model it wraps
+        for p in module.parameters():
+            dist.broadcast(p.data, src=0)
+
+    def average(grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad / world
+
+    for p in module.parameters():
+        if p.requires_grad:
+            p.register_hook(average)
+    return True
+
+
 def unwrap(model) -> Any:
     """The SentenceTransformer inside a DDP / torch.compile wrapper."""
     model = getattr(model, "_orig_mod", model)
@@ -164,20 +209,8 @@ class SimCSEObjective(nn.Module):
     def _sync_mlm_head(self) -> None:
         """Under DDP the MLM head (part of the loss, not of the DDP-wrapped model) gets its gradients
         averaged over processes by hooks, as DDP does for the encoder."""
-        if self._ddp_hooks or distributed_world()[1] == 1:
-            return
-        import torch.distributed as dist
-
-        world = distributed_world()[1]
-
-        def average(grad: torch.Tensor) -> torch.Tensor:
-            grad = grad.clone()
-            dist.all_reduce(grad)
-            return grad / world
-
-        for p in self.mlm_head.parameters():
-            p.register_hook(average)
-        self._ddp_hooks = True
+        if not self._ddp_hooks:
+            self._ddp_hooks = average_gradients_across_processes(self.mlm_head)
 
     def mlm_features(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Masked inputs and labels (-100 = not masked) for the MLM auxiliary loss: 15 % of the real

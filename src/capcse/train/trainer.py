@@ -251,11 +251,15 @@ def run_training(recipe: Recipe, *, resume: bool | str | None = None, log=print)
                                  limit=recipe.data.limit, data_dir=data_dir)
     if main:
         log(f"train data: {recipe.data.train} -> {len(dataset)} examples, columns {dataset.column_names}")
+    args = training_arguments(recipe, evaluate=task is not None)
     batch_sampler = None
     if recipe.loss.name in ("mcse", "dalr"):  # issue 5: multimodal objectives mix image-caption batches in
         from capcse.train.multimodal import prepare_multimodal
 
-        dataset, objective, batch_sampler = prepare_multimodal(recipe, model, dataset, log=log)
+        # Under several processes rank 0 fills the on-disk image-feature / teacher caches first; the
+        # others then read them (no two processes write one cache).
+        with args.main_process_first(desc="multimodal feature caches"):
+            dataset, objective, batch_sampler = prepare_multimodal(recipe, model, dataset, log=log)
     else:
         objective = build_objective(recipe, model)
     checkpoint = resolve_resume(recipe, resume, (OBJECTIVE_STATE,) if objective_state(objective) else ())
@@ -270,7 +274,6 @@ def run_training(recipe: Recipe, *, resume: bool | str | None = None, log=print)
                                     pooler=recipe.model.pooler, mlp_only_train=recipe.model.mlp_only_train,
                                     name=f"{task}_dev")
 
-    args = training_arguments(recipe, evaluate=evaluator is not None)
     if batch_sampler is not None:  # issue 5: MCSE's interleaving of text-only and image-caption batches
         args.batch_sampler = batch_sampler
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=objective,
