@@ -213,7 +213,7 @@ def build_capcse(model_path: str, data_dir: str | None, out_dir: str, total_step
     model = build_model(recipe)
     t2 = time.perf_counter()
     objective = build_objective(recipe, model)
-    args = training_arguments(recipe, evaluate=False)
+    args = training_arguments(recipe, evaluate=False, tokenizer=model.tokenizer)  # as run_training does
     args.save_strategy = SaveStrategy.NO
     return model, dataset, objective, args, t1 - t0, t2 - t1
 

@@ -87,3 +87,31 @@ def test_the_trainer_uses_it_when_the_recipe_asks(tiny_st, tmp_path, corpus):
     sampler = getattr(sampler, "batch_sampler", sampler)
     assert isinstance(sampler, LengthGroupedBatchSampler)
     assert padding_waste(corpus, list(sampler)) < 0.1
+
+
+def test_token_lengths_are_the_padded_widths_and_group_tighter_than_characters(minilm_path):
+    """With the tokenizer, lengths are token counts truncated at max_length (what padding is made of):
+    long words and punctuation make characters a poor proxy, token grouping removes that padding."""
+    from transformers import AutoTokenizer
+
+    from capcse.train.batching import token_lengths
+
+    tok = AutoTokenizer.from_pretrained(minilm_path)
+    rng = np.random.default_rng(0)
+    words = ["a", "dog", "runs", "!", "?", ",", "extraordinarily", "photosynthesis", "x", "internationalisation"]
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(1, 25)))) for _ in range(500)]
+    ds = Dataset.from_dict({"text": texts, "other": texts[::-1]})
+    got = token_lengths(ds, tok, max_length=16, chunk=64)
+    want = [max(min(len(tok(a)["input_ids"]), 16), min(len(tok(b)["input_ids"]), 16))
+            for a, b in zip(texts, texts[::-1])]
+    assert got.tolist() == want and got.max() == 16
+
+    def waste(sampler):
+        lens = np.asarray(want)
+        bs = list(sampler)
+        return 1 - lens.sum() / sum(len(b) * lens[b].max() for b in bs)
+
+    by_tokens = LengthGroupedBatchSampler(ds, batch_size=8, drop_last=False, seed=0, tokenizer=tok, max_length=16)
+    by_chars = LengthGroupedBatchSampler(ds, batch_size=8, drop_last=False, seed=0)
+    assert sorted(i for b in by_tokens for i in b) == list(range(500))
+    assert waste(by_tokens) < 0.05 and waste(by_tokens) < waste(by_chars)

@@ -96,8 +96,9 @@ def build_objective(recipe: Recipe, model):
                            gather_across_devices=loss_cfg.gather_across_devices)
 
 
-def training_arguments(recipe: Recipe, evaluate: bool):
-    """The Trainer's arguments for ``recipe``. Under several processes the last incomplete batch is
+def training_arguments(recipe: Recipe, evaluate: bool, tokenizer=None):
+    """The Trainer's arguments for ``recipe`` (``tokenizer``: the model's, for length grouping by token
+    count). Under several processes the last incomplete batch is
     dropped, so every process runs the same number of steps (the sentence-transformers Trainer shards
     batches with ``even_batches=False``; an extra batch on one process would hang the collectives)."""
     from sentence_transformers import SentenceTransformerTrainingArguments
@@ -116,6 +117,7 @@ def training_arguments(recipe: Recipe, evaluate: bool):
         warmup_steps=float(t.warmup_ratio),  # transformers v5: a float < 1 is a ratio of the total steps
         lr_scheduler_type=t.lr_scheduler,
         weight_decay=t.weight_decay,
+        optim=t.optim,  # AdamW; the fused kernel is ~4x faster than foreach on CPU (22M params: 24 vs 99 ms)
         seed=t.seed,
         data_seed=t.seed,
         bf16=t.precision == "bf16",
@@ -137,9 +139,14 @@ def training_arguments(recipe: Recipe, evaluate: bool):
         disable_tqdm=True,
     )
     if t.group_by_length:
+        from functools import partial
+
         from capcse.train.batching import LengthGroupedBatchSampler
 
-        kwargs["batch_sampler"] = LengthGroupedBatchSampler
+        # token counts when the tokenizer is known (the padded width of each batch), else characters
+        kwargs["batch_sampler"] = (partial(LengthGroupedBatchSampler, tokenizer=tokenizer,
+                                           max_length=recipe.model.max_length)
+                                   if tokenizer is not None else LengthGroupedBatchSampler)
     return SentenceTransformerTrainingArguments(**kwargs)
 
 
@@ -251,7 +258,7 @@ def run_training(recipe: Recipe, *, resume: bool | str | None = None, log=print)
                                  limit=recipe.data.limit, data_dir=data_dir)
     if main:
         log(f"train data: {recipe.data.train} -> {len(dataset)} examples, columns {dataset.column_names}")
-    args = training_arguments(recipe, evaluate=task is not None)
+    args = training_arguments(recipe, evaluate=task is not None, tokenizer=model.tokenizer)
     batch_sampler = None
     if recipe.loss.name in ("mcse", "dalr"):  # issue 5: multimodal objectives mix image-caption batches in
         from capcse.train.multimodal import prepare_multimodal
