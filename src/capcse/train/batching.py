@@ -16,19 +16,30 @@ from sentence_transformers.base.sampler import DefaultBatchSampler
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
 
-def text_lengths(dataset, columns: list[str] | None = None) -> np.ndarray:
-    """Characters per example (the longest of its text columns), computed by pyarrow without a Python loop.
-    The concatenated SimCSE batch pads every column to the longest one, so the maximum is what counts."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
+def arrow_table(dataset):
+    """The dataset's rows as a pyarrow table, in the dataset's order (its indices mapping applied)."""
     table = dataset.data.table if hasattr(dataset.data, "table") else dataset.data
     if getattr(dataset, "_indices", None) is not None:
         table = table.take(dataset._indices.column(0))
-    cols = columns or [c for c in dataset.column_names
+    return table
+
+
+def string_columns(dataset, table, columns: list[str] | None = None) -> list[str]:
+    """``columns``, or every string column of the dataset."""
+    import pyarrow as pa
+
+    return columns or [c for c in dataset.column_names
                        if pa.types.is_string(table.column(c).type) or pa.types.is_large_string(table.column(c).type)]
+
+
+def text_lengths(dataset, columns: list[str] | None = None) -> np.ndarray:
+    """Characters per example (the longest of its text columns), computed by pyarrow without a Python loop.
+    The concatenated SimCSE batch pads every column to the longest one, so the maximum is what counts."""
+    import pyarrow.compute as pc
+
+    table = arrow_table(dataset)
     lengths = None
-    for col in cols:
+    for col in string_columns(dataset, table, columns):
         n = pc.utf8_length(pc.fill_null(table.column(col), "")).to_numpy(zero_copy_only=False)
         lengths = n if lengths is None else np.maximum(lengths, n)
     return lengths.astype(np.int64)
@@ -39,15 +50,9 @@ def token_lengths(dataset, tokenizer, max_length: int | None = None, columns: li
     """Tokens per example (with special tokens, truncated at ``max_length``; the longest of its text
     columns): the padded width the example will need. Tokenised in chunks (a 3M-line corpus is never
     held as Python token lists), by the fast tokenizer's parallel batch encoder."""
-    import pyarrow as pa
-
-    table = dataset.data.table if hasattr(dataset.data, "table") else dataset.data
-    if getattr(dataset, "_indices", None) is not None:
-        table = table.take(dataset._indices.column(0))
-    cols = columns or [c for c in dataset.column_names
-                       if pa.types.is_string(table.column(c).type) or pa.types.is_large_string(table.column(c).type)]
+    table = arrow_table(dataset)
     lengths = np.zeros(table.num_rows, dtype=np.int64)
-    for col in cols:
+    for col in string_columns(dataset, table, columns):
         column = table.column(col)
         for start in range(0, table.num_rows, chunk):
             texts = [t or "" for t in column.slice(start, chunk).to_pylist()]

@@ -53,6 +53,9 @@ from capcse.losses.dalr import AngularMarginInfoNCE, SoftLabelAlignmentLoss, cos
 from capcse.losses.grounding import MCSEGroundingLoss
 from capcse.losses.ranking import (DistributionAlignmentLoss, ListMLELoss, ListNetLoss, RankingConsistencyLoss,
                                    mix_teacher_similarities)
+from capcse.train.batching import arrow_table
+from capcse.train.objective import (average_gradients_across_processes, concat_features, distributed_world,
+                                    gather_labels, gather_rows)
 
 logger = logging.getLogger(__name__)
 
@@ -178,10 +181,7 @@ def build_mixed_dataset(text_dataset, captions: list[str]):
 
 
 def label_column(dataset) -> np.ndarray:
-    table = dataset.data.table if hasattr(dataset.data, "table") else dataset.data
-    if getattr(dataset, "_indices", None) is not None:
-        table = table.take(dataset._indices.column(0))
-    return table.column("label").to_numpy().astype(np.int64)
+    return arrow_table(dataset).column("label").to_numpy().astype(np.int64)
 
 
 def mcse_schedule(n_text_batches: int, n_pair_batches: int) -> list[bool]:
@@ -216,7 +216,7 @@ class MixedModalityBatchSampler(DefaultBatchSampler):
         labels = label_column(dataset)
         self.text_rows = np.flatnonzero(labels >= 0)
         self.pair_rows = np.flatnonzero(labels < 0)
-        self.world_size = world_size if world_size is not None else _world_size()
+        self.world_size = max(1, int(world_size if world_size is not None else distributed_world()[1]))
 
     def _n_batches(self, n: int) -> int:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
@@ -232,7 +232,7 @@ class MixedModalityBatchSampler(DefaultBatchSampler):
 
     def _slots(self) -> list[bool]:
         """The schedule over global steps (one slot = ``world_size`` batches of one kind)."""
-        w = max(1, int(self.world_size))
+        w = self.world_size
         t, p = self._n_batches(len(self.text_rows)), self._n_batches(len(self.pair_rows))
         return mcse_schedule(max(1, t // w) if t else 0, max(1, p // w) if p else 0)
 
@@ -241,17 +241,11 @@ class MixedModalityBatchSampler(DefaultBatchSampler):
         generator.manual_seed(int(self.seed) + int(getattr(self, "epoch", 0)))
         texts, pairs = self._stream(self.text_rows, generator), self._stream(self.pair_rows, generator)
         for is_pair in self._slots():
-            for _ in range(max(1, int(self.world_size))):
+            for _ in range(self.world_size):
                 yield next(pairs) if is_pair else next(texts)
 
     def __len__(self) -> int:
-        return len(self._slots()) * max(1, int(self.world_size))
-
-
-def _world_size() -> int:
-    from capcse.train.objective import distributed_world
-
-    return distributed_world()[1]
+        return len(self._slots()) * self.world_size
 
 
 # ------------------------------------------------------------------------------------------- teachers
@@ -378,9 +372,6 @@ class MultimodalObjective(nn.Module):
         return sd
 
     def forward(self, sentence_features: Iterable[dict[str, Any]], labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        from capcse.train.objective import (average_gradients_across_processes, concat_features, distributed_world,
-                                            gather_labels, gather_rows)
-
         cols = list(sentence_features)
         if len(cols) != 1:
             raise ValueError(f"multimodal objectives take one text column, got {len(cols)}")
@@ -398,13 +389,12 @@ class MultimodalObjective(nn.Module):
         z1, z2 = out["sentence"].split(n)
         g1, g2 = out["grounding"].split(n)
         labels = labels.view(-1)
-        if distributed:
-            if self.gather_across_devices:
-                # Every process computes the loss of the whole global batch (all anchors, all in-batch
-                # negatives, all images). The gather's backward sums the W identical losses' gradients
-                # into this process's rows and DDP / the hooks divide by W: the full-batch gradient.
-                (z1, z2, g1, g2), _ = gather_rows([z1, z2, g1, g2])
-                labels = gather_labels(labels.to(z1.device))
+        if distributed and self.gather_across_devices:
+            # Every process computes the loss of the whole global batch (all anchors, all in-batch
+            # negatives, all images). The gather's backward sums the W identical losses' gradients
+            # into this process's rows and DDP / the hooks divide by W: the full-batch gradient.
+            (z1, z2, g1, g2), _ = gather_rows([z1, z2, g1, g2])
+            labels = gather_labels(labels.to(z1.device))
         labels = labels.cpu()
         is_pair = labels < 0
         if bool(is_pair.any()) and not bool(is_pair.all()):

@@ -56,6 +56,15 @@ def distributed_world() -> tuple[int, int]:
     return 0, 1
 
 
+def _row_counts(n: int, world: int, device) -> list[int]:
+    """Every process's local row count, in rank order (for gathers of unequal sizes)."""
+    import torch.distributed as dist
+
+    counts = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(world)]
+    dist.all_gather(counts, torch.tensor([n], dtype=torch.long, device=device))
+    return [int(c.item()) for c in counts]
+
+
 def gather_rows(tensors: list[torch.Tensor]) -> tuple[list[torch.Tensor], int]:
     """All-gather each ``[n_local, D]`` tensor over the process group, keeping gradients, and return the
     gathered tensors with the offset of this process's first row in them.
@@ -63,16 +72,13 @@ def gather_rows(tensors: list[torch.Tensor]) -> tuple[list[torch.Tensor], int]:
     The backward of ``torch.distributed.nn.all_gather`` sums, into this process's rows, the gradients
     that every process's loss sends to them. Row counts may differ between processes (e.g. the last
     batch of an epoch): the tensors are padded to the largest count for the collective and unpadded."""
-    import torch.distributed as dist
     import torch.distributed.nn as dist_nn
 
     rank, world = distributed_world()
     if world == 1:
         return list(tensors), 0
     n = tensors[0].size(0)
-    counts = [torch.zeros(1, dtype=torch.long, device=tensors[0].device) for _ in range(world)]
-    dist.all_gather(counts, torch.tensor([n], dtype=torch.long, device=tensors[0].device))
-    counts = [int(c.item()) for c in counts]
+    counts = _row_counts(n, world, tensors[0].device)
     longest = max(counts)
     out = []
     for x in tensors:
@@ -89,13 +95,11 @@ def gather_labels(labels: torch.Tensor) -> torch.Tensor:
     differ between processes."""
     import torch.distributed as dist
 
-    rank, world = distributed_world()
+    _, world = distributed_world()
     if world == 1:
         return labels
     n = labels.numel()
-    counts = [torch.zeros(1, dtype=torch.long, device=labels.device) for _ in range(world)]
-    dist.all_gather(counts, torch.tensor([n], dtype=torch.long, device=labels.device))
-    counts = [int(c.item()) for c in counts]
+    counts = _row_counts(n, world, labels.device)
     longest = max(counts)
     padded = torch.zeros(longest, dtype=labels.dtype, device=labels.device)
     padded[:n] = labels.view(-1)
@@ -114,16 +118,14 @@ def average_gradients_across_processes(module: nn.Module) -> bool:
         return False
     import torch.distributed as dist
 
-    with torch.no_grad():  # start from rank 0's values, as DDP does for the model it wraps
-        for p in module.parameters():
-            dist.broadcast(p.data, src=0)
-
     def average(grad: torch.Tensor) -> torch.Tensor:
         grad = grad.clone()
         dist.all_reduce(grad)
         return grad / world
 
     for p in module.parameters():
+        with torch.no_grad():  # start from rank 0's values, as DDP does for the model it wraps
+            dist.broadcast(p.data, src=0)
         if p.requires_grad:
             p.register_hook(average)
     return True

@@ -98,9 +98,9 @@ def build_objective(recipe: Recipe, model):
 
 def training_arguments(recipe: Recipe, evaluate: bool, tokenizer=None):
     """The Trainer's arguments for ``recipe`` (``tokenizer``: the model's, for length grouping by token
-    count). Under several processes the last incomplete batch is
-    dropped, so every process runs the same number of steps (the sentence-transformers Trainer shards
-    batches with ``even_batches=False``; an extra batch on one process would hang the collectives)."""
+    count). Under several processes the last incomplete batch is dropped, so every process runs the same
+    number of steps (the sentence-transformers Trainer shards batches with ``even_batches=False``; an
+    extra batch on one process would hang the collectives)."""
     from sentence_transformers import SentenceTransformerTrainingArguments
 
     t = recipe.train
