@@ -2,7 +2,9 @@
 
 Times, on a fixed batch of 128 sequences (64 captions x 2 dropout views) of ``--width`` tokens:
 forward + backward, and the AdamW step with torch's ``foreach`` kernel (the Trainer's ``adamw_torch``)
-and the ``fused`` kernel (``adamw_torch_fused``, capcse's ``train.optim`` default). Also the one-off
+and the ``fused`` kernel (``adamw_torch_fused``, capcse's ``train.optim`` default); then forward +
+backward again with capcse's CPU dropout (``train.fast_dropout``, ``capcse.models.dropout``), which the
+``--compile`` measurement also uses. Also the one-off
 cost of the token-count lengths that length grouping uses (Flickr30k Karpathy-train, 145,000 captions)
 and their padding after grouping. ``--compile`` adds ``torch.compile`` (inductor, dynamic shapes):
 compilation seconds and the step time over mixed widths.
@@ -67,6 +69,17 @@ def main() -> None:
         figures[f"{kind}_optim_s"] = sum(t[1] for t in times) / steps
         print(f"{kind:8}: forward+backward {figures[f'{kind}_fwd_bwd_s']:.3f} s, optimizer "
               f"{figures[f'{kind}_optim_s']:.3f} s per step ({steps} steps, width {args.width})", flush=True)
+    # capcse's CPU default, train.fast_dropout: cheap dropout masks (capcse.models.dropout)
+    from capcse.models.dropout import use_fast_dropout
+
+    use_fast_dropout(hf)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
+    for _ in range(2):
+        step(hf, opt, args.width)
+    times = [step(hf, opt, args.width) for _ in range(steps)]
+    figures["fast_dropout_fwd_bwd_s"] = sum(t[0] for t in times) / steps
+    print(f"fast dropout: forward+backward {figures['fast_dropout_fwd_bwd_s']:.3f} s per step (fused AdamW; "
+          f"torch's dropout above: {figures['fused_fwd_bwd_s']:.3f} s)", flush=True)
     if args.compile:
         widths = [14, 16, 15, 13, 16, 14, 16, 12][:steps]
         opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)

@@ -12,8 +12,11 @@ in its own subprocess (so that its peak RSS, ``ru_maxrss``, is its own):
   ``build_model``, ``load_train_dataset``, ``build_objective`` -> :class:`SimCSEObjective`, one forward
   of the concatenated [2N] batch; ``training_arguments``; the same ``SentenceTransformerTrainer``) with
   the recipe ``simcse-unsup-bert-base`` (batch 64, max_len 32, lr 3e-5, temperature 0.05) and the
-  model's own mean pooling (what the anchor trains). Four variants show what each switch contributes:
-  ``train.precision`` fp32 / bf16 (autocast) x ``train.group_by_length`` off / on.
+  model's own mean pooling (what the anchor trains). The variants show what each switch contributes:
+  ``train.precision`` fp32 / bf16 (autocast) x ``train.group_by_length`` off / on, all with capcse's
+  default ``train.fast_dropout: auto`` (on a CPU: dropout masks from fewer generator calls,
+  ``capcse.models.dropout``), and the headline setting once more with torch's own dropout
+  (``capcse-bf16-grouped-torch-dropout``).
 
 Both losses are the same equation (InfoNCE over cosine / 0.05 with in-batch negatives; the two views
 of a caption differ by dropout only), so the STS-B dev Spearman after the same steps compares the
@@ -61,12 +64,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH, MAX_LEN, LR, SEED = 64, 32, 3e-5, 42
-VARIANTS = {  # name -> (precision, group_by_length); None = the anchor
+VARIANTS = {  # name -> (precision, group_by_length, fast_dropout); None = the anchor
     "anchor": None,
-    "capcse-fp32": ("fp32", False),
-    "capcse-fp32-grouped": ("fp32", True),
-    "capcse-bf16": ("bf16", False),
-    "capcse-bf16-grouped": ("bf16", True),
+    "capcse-fp32": ("fp32", False, "auto"),
+    "capcse-fp32-grouped": ("fp32", True, "auto"),
+    "capcse-bf16": ("bf16", False, "auto"),
+    "capcse-bf16-grouped-torch-dropout": ("bf16", True, "off"),
+    "capcse-bf16-grouped": ("bf16", True, "auto"),
 }
 HEADLINE = "capcse-bf16-grouped"
 
@@ -186,7 +190,7 @@ def build_anchor(model_path: str, data_dir: str | None, out_dir: str, total_step
 
 
 def build_capcse(model_path: str, data_dir: str | None, out_dir: str, total_steps: int, precision: str,
-                 grouped: bool, threads: int):
+                 grouped: bool, threads: int, fast_dropout: str = "auto"):
     """``capcse train simcse-unsup-bert-base`` with the benchmark's settings, built by the functions
     ``capcse.train.trainer.run_training`` calls (it adds only saving and evaluation around them)."""
     from transformers import set_seed
@@ -202,7 +206,8 @@ def build_capcse(model_path: str, data_dir: str | None, out_dir: str, total_step
         f"model.name={model_path}", "model.pooler=avg", "model.mlp_only_train=false", f"model.max_length={MAX_LEN}",
         "data.train=flickr30k-captions", f"train.batch_size={BATCH}", f"train.learning_rate={LR}",
         f"train.max_steps={total_steps}", f"train.seed={SEED}", f"train.precision={precision}",
-        f"train.group_by_length={str(grouped).lower()}", f"train.torch_threads={threads}", "train.report_to=[none]",
+        f"train.group_by_length={str(grouped).lower()}", f"train.fast_dropout={fast_dropout}",
+        f"train.torch_threads={threads}", "train.report_to=[none]",
         "train.logging_steps=10", "eval.during=none", "eval.final=[none]", f"train.output_dir={out_dir}",
         "train.device=cpu"])
     set_seed(recipe.train.seed)
@@ -251,9 +256,9 @@ def worker(args) -> dict:
         if VARIANTS[variant] is None:
             model, dataset, loss, targs, prep, load = build_anchor(args.model_path, args.data_dir, tmp, total)
         else:
-            precision, grouped = VARIANTS[variant]
+            precision, grouped, fast_dropout = VARIANTS[variant]
             model, dataset, loss, targs, prep, load = build_capcse(args.model_path, args.data_dir, tmp, total,
-                                                                   precision, grouped, args.threads)
+                                                                   precision, grouped, args.threads, fast_dropout)
         from sentence_transformers import SentenceTransformerTrainer
 
         counter = TokenCounter(model[0])

@@ -67,6 +67,23 @@ def test_gradcache_equals_full_batch_with_dropout(tiny_st, featurize, sentences,
     assert max((other[k] - ref[k]).abs().max().item() for k in ref) > 1e-4
 
 
+def test_gradcache_equals_full_batch_with_fast_dropout(tiny_st, featurize, sentences):
+    """capcse's CPU dropout (train.fast_dropout) draws from torch's generator, so RandContext replays it."""
+    from capcse.models.dropout import use_fast_dropout
+
+    model = tiny_st()
+    assert use_fast_dropout(model)["attention"] == 1
+    model.train()
+    feats = [featurize(model, t) for t in (sentences[:8], sentences[2:10])]
+    cached = CachedSimCSEObjective(model, SimCSELoss(0.05, hard_negative_weight=0.5), mini_batch_size=3)
+    got_loss, got = cached_grads(model, cached, feats, seed=7)
+    ref_loss, ref = reference_grads(model, cached, feats, seed=7, mini_batch_size=3)
+    assert got_loss == pytest.approx(ref_loss, abs=1e-6)
+    assert_same_grads(got, ref)
+    _, other = reference_grads(model, cached, feats, seed=8, mini_batch_size=3)
+    assert max((other[k] - ref[k]).abs().max().item() for k in ref) > 1e-4
+
+
 def test_one_mini_batch_is_the_plain_objective_with_dropout(tiny_st, featurize, sentences):
     model = tiny_st()
     model.train()

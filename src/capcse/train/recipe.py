@@ -60,6 +60,7 @@ class TrainSection:
     precision: str = "fp32"             # fp32 | bf16 | fp16 (autocast)
     gradient_accumulation_steps: int = 1
     group_by_length: bool = False       # batches of similar length (less padding)
+    fast_dropout: str = "auto"          # auto (on CPU) | on | off: cheap dropout masks (capcse.models.dropout)
     logging_steps: int = 25
     save_steps: int | None = None       # default: eval.steps when evaluating, else 500
     save_total_limit: int | None = 2

@@ -75,7 +75,22 @@ def build_model(recipe: Recipe):
                                       trust_remote_code=m.trust_remote_code)
     model.max_seq_length = m.max_length
     apply_training_form(model, m.pooler, m.mlp_init, seed=recipe.train.seed)
+    if wants_fast_dropout(recipe.train.fast_dropout, model.device):
+        from capcse.models.dropout import use_fast_dropout
+
+        use_fast_dropout(model)
     return model
+
+
+def wants_fast_dropout(setting: str | bool, device: torch.device) -> bool:
+    """``train.fast_dropout``: ``auto`` means on a CPU only (torch's own dropout is fast on GPUs)."""
+    if setting in (True, "on", "true"):
+        return True
+    if setting in (False, "off", "false", None):
+        return False
+    if setting == "auto":
+        return torch.device(device).type == "cpu"
+    raise ConfigError(f"train.fast_dropout must be auto, on or off, got {setting!r}")
 
 
 def build_objective(recipe: Recipe, model):
