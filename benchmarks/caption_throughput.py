@@ -9,8 +9,10 @@ Images: real Flickr8k JPEGs. Every caption is exactly ``--new-tokens`` tokens lo
 * anchor, "per image" (like the seed's ``caption_Infer_NS_L.py``): for each file, open it, run the
   processor, ``model.generate`` on one image, fp32;
 * capcse: ``capcse.caption.run.caption_images`` on the same folder: DataLoader workers decode and
-  preprocess in the background, ``--batch-size`` images per ``generate`` call, optional bf16 autocast
-  (``--autocast bf16``: AVX512-BF16 CPUs), output chunks written as in a real run.
+  preprocess in the background, ``--batch-size`` images per ``generate`` call, BLIP's vision attention
+  through PyTorch's fused SDPA kernel (``--attention sdpa``, capcse's default), weights in bfloat16
+  (``--dtype bf16``: fast on AVX512-BF16 CPUs; ``--autocast bf16`` keeps fp32 weights and casts them
+  at every decoding step instead), output chunks written as in a real run.
 
 Both run in this process, one after the other, with the same torch thread count. The last line is
 ``RESULT caption_throughput ratio=<capcse / per-image images per second> target=4``.
@@ -58,9 +60,11 @@ def batched(model_dir: Path, folder: Path, out: Path, args) -> tuple[float, int]
     from capcse.caption.generate import Captioner, DecodingConfig
     from capcse.caption.run import RunSettings, caption_images
 
-    captioner = Captioner(str(model_dir), device="cpu", autocast=args.autocast)
+    captioner = Captioner(str(model_dir), device="cpu", dtype=args.dtype, autocast=args.autocast,
+                          attention=args.attention)
     settings = RunSettings(images=str(folder), model=str(model_dir), seed=args.seed, batch_size=args.batch_size,
-                           chunk_size=args.batch_size * 4, autocast=args.autocast,
+                           chunk_size=args.batch_size * 4, dtype=args.dtype, autocast=args.autocast,
+                           attention=args.attention,
                            decoding=DecodingConfig(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens))
     t0 = time.perf_counter()
     stats = caption_images(settings, out, captioner=captioner, num_workers=args.num_workers, progress=False)
@@ -76,7 +80,9 @@ def main(argv=None) -> int:
                     help="images for the per-image anchor (default: all; its rate is per image either way)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--new-tokens", type=int, default=16, help="fixed caption length (max = min new tokens)")
-    ap.add_argument("--autocast", choices=["none", "bf16"], default="bf16")
+    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="bf16", help="capcse side's weight dtype")
+    ap.add_argument("--autocast", choices=["none", "bf16"], default="none", help="capcse side's autocast")
+    ap.add_argument("--attention", choices=["sdpa", "eager"], default="sdpa", help="capcse side's BLIP vision attention")
     ap.add_argument("--num-workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
@@ -100,7 +106,8 @@ def main(argv=None) -> int:
         for p in images:
             os.symlink(p, folder / p.name)
         print(f"BLIP-base config, random weights; {len(images)} images, {args.new_tokens} new tokens, "
-              f"{args.threads} threads, autocast={args.autocast}", flush=True)
+              f"{args.threads} threads; capcse side: dtype={args.dtype} autocast={args.autocast} "
+              f"attention={args.attention}", flush=True)
 
         t_b, n_b = batched(model_dir, folder, tmp / "out", args)
         rate_b = n_b / t_b
@@ -112,7 +119,8 @@ def main(argv=None) -> int:
         assert len(caps) == n_anchor
     ratio = rate_b / rate_a
     print(f"RESULT caption_throughput ratio={ratio:.2f} target=4 batched_ips={rate_b:.3f} per_image_ips={rate_a:.3f} "
-          f"images={len(images)} batch_size={args.batch_size} new_tokens={args.new_tokens} autocast={args.autocast}")
+          f"images={len(images)} batch_size={args.batch_size} new_tokens={args.new_tokens} dtype={args.dtype} "
+          f"autocast={args.autocast} attention={args.attention}")
     return 0
 
 

@@ -120,3 +120,46 @@ def test_git_model_and_generic_adapter(tiny_git, flickr_images):
 def test_not_a_captioning_model_is_a_clear_error(minilm_path):
     with pytest.raises(CapcseError, match="not an image-to-text model"):
         Captioner(str(minilm_path), device="cpu")
+
+
+def test_sdpa_vision_attention_equals_blip_attention(tiny_blip, flickr_images):
+    """capcse.caption.attention: the fused-kernel forward computes BlipAttention's equation."""
+    from transformers import BlipForConditionalGeneration
+
+    from capcse.caption.attention import use_sdpa_vision_attention
+
+    stock = BlipForConditionalGeneration.from_pretrained(str(tiny_blip)).eval()
+    torch.manual_seed(0)  # BLIP initialises near zero (uniform attention): make the weights matter
+    with torch.no_grad():
+        for p in stock.vision_model.parameters():
+            p.normal_(0.0, 0.2)
+    fused = BlipForConditionalGeneration.from_pretrained(str(tiny_blip)).eval()
+    fused.load_state_dict(stock.state_dict())
+    assert use_sdpa_vision_attention(fused) == stock.config.vision_config.num_hidden_layers
+    cap = Captioner(str(tiny_blip), device="cpu", attention="eager")
+    pixels = _pixels(cap, flickr_images[:3])
+    x = torch.randn(3, 17, stock.config.vision_config.hidden_size)
+    with torch.inference_mode():
+        for i in (0, -1):  # one attention module on its own
+            ref, weights = stock.vision_model.encoder.layers[i].self_attn(x)
+            got, none = fused.vision_model.encoder.layers[i].self_attn(x)
+            assert weights is not None and none is None and ref.abs().mean() > 0.01
+            assert weights.std() > 0.01  # not uniform attention
+            torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
+        a = stock.vision_model(pixel_values=pixels).last_hidden_state  # the whole tower
+        b = fused.vision_model(pixel_values=pixels).last_hidden_state
+    torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5 * a.abs().max().item())
+    # the Captioner's default is the fused forward; greedy captions agree with transformers' own attention
+    greedy = DecodingConfig(method="greedy", max_new_tokens=6, min_new_tokens=6)
+    sdpa = Captioner(str(tiny_blip), device="cpu")
+    assert sdpa.attention == "sdpa" and cap.attention == "eager"
+    assert sdpa.caption(pixels, greedy) == cap.caption(pixels, greedy)
+    with pytest.raises(CapcseError, match="attention"):
+        Captioner(str(tiny_blip), device="cpu", attention="flash")
+
+
+def test_bf16_weights_run(tiny_blip, flickr_images):
+    cap = Captioner(str(tiny_blip), device="cpu", dtype="bf16")
+    assert next(cap.model.parameters()).dtype == torch.bfloat16
+    out = cap.caption(_pixels(cap, flickr_images[:2]), DecodingConfig(max_new_tokens=4, min_new_tokens=4), seed=0)
+    assert len(out) == 2 and all(len(c[0].split()) >= 1 for c in out)

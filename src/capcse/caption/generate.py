@@ -151,7 +151,7 @@ class Captioner:
     """A loaded image-to-text model: ``transform`` for the loader, ``caption(pixel_values)`` for batches."""
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str | None = "auto", dtype: str = "fp32",
-                 autocast: str | None = None, adapter: str = "auto"):
+                 autocast: str | None = None, adapter: str = "auto", attention: str = "sdpa"):
         import torch
         import transformers
         from transformers import AutoConfig, AutoImageProcessor, AutoProcessor, AutoTokenizer
@@ -190,6 +190,13 @@ class Captioner:
         except (OSError, ValueError) as exc:
             raise CapcseError(f"cannot load the image processor / tokenizer of {model!r}: {exc}") from exc
         self.model.to(self.device).eval()
+        if attention not in ("sdpa", "eager"):
+            raise CapcseError(f"--attention must be sdpa or eager, got {attention!r}")
+        self.attention = attention
+        if attention == "sdpa":  # BLIP's hand-written vision attention -> PyTorch's fused kernel
+            from capcse.caption.attention import use_sdpa_vision_attention
+
+            use_sdpa_vision_attention(self.model)
         self.transform = ImageTransform(self.image_processor)
 
     # ------------------------------------------------------------------------------------- prefix
@@ -260,7 +267,8 @@ class Captioner:
         return [texts[i * k:(i + 1) * k] for i in range(n)]
 
     def describe(self) -> dict[str, Any]:
-        return {"model": self.name, "model_type": self.model_type, "adapter": self.adapter}
+        return {"model": self.name, "model_type": self.model_type, "adapter": self.adapter,
+                "attention": self.attention}
 
 
 def decoding_from_dict(d: dict[str, Any]) -> DecodingConfig:

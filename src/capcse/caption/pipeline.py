@@ -80,7 +80,8 @@ def _captions_step(cfg: dict[str, Any], out: Path, log: Callable[[str], Any]) ->
     settings = RunSettings(images=str(cfg["images"]), model=cfg.get("model", "Salesforce/blip-image-captioning-large"),
                            decoding=decoding_from_dict(cfg.get("decoding", {})), seed=int(cfg.get("seed", 0)),
                            batch_size=int(cfg.get("batch_size", 16)), chunk_size=int(cfg.get("chunk_size", 1024)),
-                           dtype=cfg.get("dtype", "fp32"), autocast=cfg.get("autocast"))
+                           dtype=cfg.get("dtype", "fp32"), autocast=cfg.get("autocast"),
+                           attention=cfg.get("attention", "sdpa"))
     stats = caption_images(settings, out, device=cfg.get("device", "auto"),
                            num_workers=int(cfg.get("num_workers", 2)), progress=bool(cfg.get("progress", True)))
     if not stats.assembled:

@@ -54,13 +54,14 @@ class RunSettings:
     autocast: str | None = None
     adapter: str = "auto"
     path_column: str | None = None
+    attention: str = "sdpa"             # sdpa | eager: BLIP vision attention (capcse.caption.attention)
 
     def identity(self) -> dict[str, Any]:
         """Everything that changes the captions (device, workers and shard do not)."""
         return {"images": self.images, "model": self.model, "decoding": decoding_to_dict(self.decoding),
                 "seed": self.seed, "batch_size": self.batch_size, "chunk_size": self.chunk_size,
                 "dtype": self.dtype, "autocast": self.autocast or "none", "adapter": self.adapter,
-                "path_column": self.path_column}
+                "path_column": self.path_column, "attention": self.attention}
 
 
 @dataclass
@@ -150,7 +151,7 @@ def caption_images(settings: RunSettings, out: str | os.PathLike, shard: tuple[i
             continue
         if captioner is None:
             captioner = Captioner(settings.model, device=device, dtype=settings.dtype, autocast=settings.autocast,
-                                  adapter=settings.adapter)
+                                  adapter=settings.adapter, attention=settings.attention)
         _run_part(part, pending, settings, captioner, out, num_workers, decoding_desc, stats, progress)
 
     stats.assembled, stats.missing_chunks = assemble(out, source)

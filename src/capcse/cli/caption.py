@@ -48,6 +48,8 @@ def register(subparsers) -> None:
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="model weight dtype")
     p.add_argument("--autocast", choices=["none", "bf16", "fp16"], default="none",
                    help="mixed precision autocast around generation (bf16 is fast on AVX512-BF16 CPUs)")
+    p.add_argument("--attention", choices=["sdpa", "eager"], default="sdpa",
+                   help="BLIP vision attention: PyTorch's fused kernel (default) or transformers' own ops")
     p.add_argument("--shard", default=None, help="i/N: process only shard i of N (0-based)")
     p.add_argument("--num-workers", type=int, default=2, help="background image decoding processes (0: inline)")
     p.add_argument("--path-column", default=None, help="path column of a CSV/TSV source")
@@ -102,7 +104,7 @@ def _run_caption(args: argparse.Namespace) -> int:
     settings = RunSettings(images=args.images, model=args.model, decoding=decoding, seed=args.seed,
                            batch_size=args.batch_size, chunk_size=args.chunk_size or 64 * args.batch_size,
                            dtype=args.dtype, autocast=args.autocast, adapter=args.adapter,
-                           path_column=args.path_column)
+                           path_column=args.path_column, attention=args.attention)
     stats = caption_images(settings, args.out, shard=parse_shard(args.shard), device=args.device,
                            num_workers=args.num_workers, progress=not args.quiet)
     rate = stats.images_now / stats.wall_seconds if stats.wall_seconds else 0.0
