@@ -120,6 +120,22 @@ def test_attention_with_dropout_matches_the_math():
     assert all(t.grad is not None and t.grad.abs().sum() > 0 for t in (q, k, v))
 
 
+def test_causal_attention_without_a_mask():
+    """Causal modules whose mask transformers dropped (SDPA's is_causal would stand in): masked anyway."""
+    q, k, v = _qkv(2)
+    causal = _Attn()
+    causal.is_causal = True
+    torch.manual_seed(5)
+    out, weights = fast_dropout_attention(causal, q, k, v, None, scaling=0.2, dropout=0.1)
+    assert torch.all(weights.triu(1) == 0)
+    torch.manual_seed(5)
+    kept = keep_mask((3, 2, 5, 5), 0.1)
+    tri = torch.ones(5, 5, dtype=torch.bool).tril()
+    scores = (q @ k.transpose(-1, -2) * 0.2).masked_fill(~tri, float("-inf"))
+    ref = ((scores.softmax(-1) * kept / 0.9) @ v).transpose(1, 2)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+
+
 def _tiny(path, attention_dropout=0.1):
     from transformers import AutoModel
 

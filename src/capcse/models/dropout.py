@@ -97,8 +97,10 @@ def fast_dropout_attention(module: nn.Module, query: torch.Tensor, key: torch.Te
     if dropout == 0.0 or not module.training:
         return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=0.0,
                                       **kwargs)
-    if getattr(module, "is_causal", False) and attention_mask is None:
-        raise ValueError("fast_dropout_attention needs an explicit mask for causal attention")
+    if attention_mask is None and getattr(module, "is_causal", False) and query.shape[2] > 1:
+        # transformers drops the mask when SDPA's is_causal can stand in for it: build it back
+        q_len, k_len = query.shape[2], key.shape[2]
+        attention_mask = torch.ones(q_len, k_len, dtype=torch.bool, device=query.device).tril(k_len - q_len)
     if key.shape[1] != query.shape[1]:  # grouped-query attention: repeat key/value heads
         reps = query.shape[1] // key.shape[1]
         key, value = key.repeat_interleave(reps, dim=1), value.repeat_interleave(reps, dim=1)
