@@ -146,8 +146,9 @@ def _tiny(path, attention_dropout=0.1):
 def test_use_fast_dropout_on_a_bert(tiny_bert_path, tmp_path):
     from transformers import AutoModel
 
-    stock, fast = _tiny(tiny_bert_path), _tiny(tiny_bert_path)
+    stock, fast = _tiny(tiny_bert_path).eval(), _tiny(tiny_bert_path).eval()
     counts = use_fast_dropout(fast)
+    assert not any(m.training for m in fast.modules())  # swapped modules keep the model's mode
     # embeddings + per layer (attention probs, attention output, FFN output) for 2 layers
     assert counts == {"modules": 7, "attention": 1}
     assert fast.config._attn_implementation == ATTENTION_NAME
@@ -213,3 +214,51 @@ def test_build_model_applies_the_setting(tiny_bert_path, setting, swapped):
     model = build_model(recipe)
     kinds = {type(m) for m in model.modules()}
     assert (FastDropout in kinds) == swapped and (nn.Dropout in kinds) != swapped
+
+
+def test_attention_falls_back_to_sdpa_beyond_plain_attention():
+    q, k, v = _qkv(3)
+    grouped = _Attn()
+    grouped.num_key_value_groups = 2
+    _, weights = fast_dropout_attention(grouped, q, k, v, None, dropout=0.1)
+    assert weights is None  # transformers' SDPA function (which returns no weights) did the work
+    _, weights = fast_dropout_attention(_Attn(), q, k, v, None, dropout=0.1, position_bias=torch.zeros(1))
+    assert weights is None
+    _, weights = fast_dropout_attention(_Attn(), q, k, v, None, dropout=0.1)
+    assert weights is not None
+
+
+def _arch(name):
+    from transformers import (DistilBertConfig, DistilBertModel, ModernBertConfig, ModernBertModel, MPNetConfig,
+                              MPNetModel, RobertaConfig, RobertaModel)
+
+    small = dict(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
+    return {
+        "roberta": lambda: RobertaModel(RobertaConfig(**small)),
+        "distilbert": lambda: DistilBertModel(DistilBertConfig(vocab_size=100, dim=32, n_layers=2, n_heads=2,
+                                                               hidden_dim=37)),
+        "mpnet": lambda: MPNetModel(MPNetConfig(**small)),  # no attention interface: modules only
+        "modernbert": lambda: ModernBertModel(ModernBertConfig(
+            vocab_size=100, pad_token_id=1, bos_token_id=2, eos_token_id=3, cls_token_id=2, sep_token_id=3,
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+            attention_dropout=0.1, mlp_dropout=0.1, embedding_dropout=0.1)),
+    }[name]()
+
+
+@pytest.mark.parametrize("name,attention", [("roberta", 1), ("distilbert", 1), ("mpnet", 0), ("modernbert", 1)])
+def test_other_encoders(name, attention):
+    torch.manual_seed(0)
+    model = _arch(name).eval()
+    ids = torch.tensor([[5, 6, 7, 8, 1], [5, 9, 10, 11, 12]])
+    att = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]])
+    with torch.no_grad():
+        before = model(input_ids=ids, attention_mask=att).last_hidden_state
+    counts = use_fast_dropout(model)
+    assert counts["modules"] >= 4 and counts["attention"] == attention
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids=ids, attention_mask=att).last_hidden_state, before)
+    model.train()
+    a = model(input_ids=ids, attention_mask=att).last_hidden_state
+    b = model(input_ids=ids, attention_mask=att).last_hidden_state
+    assert (a - b).abs().max() > 1e-3
+    a.sum().backward()

@@ -88,22 +88,24 @@ class FastDropout(nn.Dropout):
 
 def fast_dropout_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                            attention_mask: torch.Tensor | None, scaling: float | None = None,
-                           dropout: float = 0.0, **kwargs):
-    """A transformers attention function (``AttentionInterface``): SDPA without dropout, else
-    ``softmax(Q K^T * scaling + mask) -> dropout -> @ V`` with :func:`fast_dropout`. Takes the masks
-    transformers builds for ``sdpa`` (boolean, ``True`` = attend, or additive float)."""
+                           dropout: float = 0.0, is_causal: bool | None = None, **kwargs):
+    """A transformers attention function (``AttentionInterface``): transformers' own SDPA function
+    without dropout, and for anything beyond plain attention (position bias, paged cache, soft-capping,
+    grouped key/value heads); otherwise, in training, ``softmax(Q K^T * scaling + mask) -> dropout -> @ V``
+    with :func:`fast_dropout`. Takes the masks transformers builds for ``sdpa`` (boolean, ``True`` =
+    attend, or additive float) and decides causality as that function does."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    if dropout == 0.0 or not module.training:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=0.0,
-                                      **kwargs)
-    if attention_mask is None and getattr(module, "is_causal", False) and query.shape[2] > 1:
-        # transformers drops the mask when SDPA's is_causal can stand in for it: build it back
-        q_len, k_len = query.shape[2], key.shape[2]
+    special = any(kwargs.get(k) is not None for k in ("position_bias", "cache", "softcap", "s_aux", "sinks"))
+    grouped = getattr(module, "num_key_value_groups", 1) > 1
+    if dropout == 0.0 or not module.training or special or grouped:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling,
+                                      dropout=dropout if module.training else 0.0, is_causal=is_causal, **kwargs)
+    is_causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    q_len, k_len = query.shape[2], key.shape[2]
+    if attention_mask is None and is_causal and q_len > 1:
+        # transformers leaves the mask out when SDPA's is_causal flag can stand in for it: build it back
         attention_mask = torch.ones(q_len, k_len, dtype=torch.bool, device=query.device).tril(k_len - q_len)
-    if key.shape[1] != query.shape[1]:  # grouped-query attention: repeat key/value heads
-        reps = query.shape[1] // key.shape[1]
-        key, value = key.repeat_interleave(reps, dim=1), value.repeat_interleave(reps, dim=1)
     if scaling is None:
         scaling = query.shape[-1] ** -0.5
     scores = torch.matmul(query, key.transpose(-1, -2)) * scaling
@@ -135,7 +137,7 @@ def use_fast_dropout(model: nn.Module) -> dict[str, int]:
     for parent in model.modules():
         for name, child in list(parent.named_children()):
             if type(child) is nn.Dropout and not child.inplace:
-                setattr(parent, name, FastDropout(child.p))
+                setattr(parent, name, FastDropout(child.p).train(child.training))
                 swapped += 1
     switched = 0
     for sub in model.modules():
