@@ -160,6 +160,9 @@ class Captioner:
             raise CapcseError(f"--dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
         if autocast not in (None, "none", "bf16", "fp16"):
             raise CapcseError(f"--autocast must be none, bf16 or fp16, got {autocast!r}")
+        if attention not in ("sdpa", "eager"):
+            raise CapcseError(f"--attention must be sdpa or eager, got {attention!r}")
+        self.attention = attention
         self.name = model
         self.device = resolve_device(device)
         self.dtype = getattr(torch, DTYPES[dtype])
@@ -190,9 +193,6 @@ class Captioner:
         except (OSError, ValueError) as exc:
             raise CapcseError(f"cannot load the image processor / tokenizer of {model!r}: {exc}") from exc
         self.model.to(self.device).eval()
-        if attention not in ("sdpa", "eager"):
-            raise CapcseError(f"--attention must be sdpa or eager, got {attention!r}")
-        self.attention = attention
         if attention == "sdpa":  # BLIP's hand-written vision attention -> PyTorch's fused kernel
             from capcse.caption.attention import use_sdpa_vision_attention
 

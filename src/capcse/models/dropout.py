@@ -31,6 +31,7 @@ import math
 
 import torch
 from torch import nn
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 ATTENTION_NAME = "capcse_fast_dropout"
 _INT64_MIN = torch.iinfo(torch.int64).min
@@ -94,8 +95,6 @@ def fast_dropout_attention(module: nn.Module, query: torch.Tensor, key: torch.Te
     grouped key/value heads); otherwise, in training, ``softmax(Q K^T * scaling + mask) -> dropout -> @ V``
     with :func:`fast_dropout`. Takes the masks transformers builds for ``sdpa`` (boolean, ``True`` =
     attend, or additive float) and decides causality as that function does."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
     special = any(kwargs.get(k) is not None for k in ("position_bias", "cache", "softcap", "s_aux", "sinks"))
     grouped = getattr(module, "num_key_value_groups", 1) > 1
     if dropout == 0.0 or not module.training or special or grouped:
@@ -139,14 +138,13 @@ def use_fast_dropout(model: nn.Module) -> dict[str, int]:
             if type(child) is nn.Dropout and not child.inplace:
                 setattr(parent, name, FastDropout(child.p).train(child.training))
                 swapped += 1
-    switched = 0
-    for sub in model.modules():
-        config = getattr(sub, "config", None)
-        if not (hasattr(sub, "set_attn_implementation") and getattr(sub, "_supports_attention_backend", False)):
-            continue
-        if getattr(config, "_attn_implementation", None) not in ("sdpa", "eager"):
-            continue
+    targets = [sub for sub in model.modules()
+               if hasattr(sub, "set_attn_implementation") and getattr(sub, "_supports_attention_backend", False)]
+    if targets:
         _register_attention()
-        sub.set_attn_implementation(ATTENTION_NAME)
-        switched += 1
+    switched = 0
+    for sub in targets:  # only models on sdpa/eager (one already switched, e.g. through its parent, is left)
+        if getattr(sub.config, "_attn_implementation", None) in ("sdpa", "eager"):
+            sub.set_attn_implementation(ATTENTION_NAME)
+            switched += 1
     return {"modules": swapped, "attention": switched}
