@@ -16,6 +16,7 @@ Images: real Flickr8k JPEGs. Every caption is exactly ``--new-tokens`` tokens lo
 
 Both run in this process, one after the other, with the same torch thread count. The last line is
 ``RESULT caption_throughput ratio=<capcse / per-image images per second> target=4``.
+``--profile`` also prints torch.profiler's op table for one batch of the capcse side (not timed).
 """
 
 from __future__ import annotations
@@ -68,7 +69,26 @@ def batched(model_dir: Path, folder: Path, out: Path, args) -> tuple[float, int]
                            decoding=DecodingConfig(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens))
     t0 = time.perf_counter()
     stats = caption_images(settings, out, captioner=captioner, num_workers=args.num_workers, progress=False)
-    return time.perf_counter() - t0, stats.images_now
+    seconds = time.perf_counter() - t0
+    if args.profile:
+        profile_batch(captioner, sorted(folder.iterdir())[:args.batch_size], settings.decoding, args.seed)
+    return seconds, stats.images_now
+
+
+def profile_batch(captioner, paths: list[Path], decoding, seed: int) -> None:
+    """torch.profiler over one ``caption`` call: the top ops by self CPU time, per image, with shapes."""
+    import torch
+    from PIL import Image
+    from torch.profiler import profile
+
+    pixels = torch.stack([captioner.transform(Image.open(p).convert("RGB")) for p in paths])
+    with profile(record_shapes=True) as prof:
+        captioner.caption(pixels, decoding, seed=seed)
+    ops = prof.key_averages(group_by_input_shape=True)
+    total = sum(e.self_cpu_time_total for e in ops)
+    print(f"--- profile: one batch of {len(paths)}, self CPU ms per image (total {total / 1e3 / len(paths):.0f}) ---")
+    for e in sorted(ops, key=lambda e: -e.self_cpu_time_total)[:20]:
+        print(f"{e.key:50} {e.self_cpu_time_total / 1e3 / len(paths):7.1f} ms  x{e.count:<5d} {str(e.input_shapes)[:90]}")
 
 
 def main(argv=None) -> int:
@@ -84,6 +104,8 @@ def main(argv=None) -> int:
     ap.add_argument("--autocast", choices=["none", "bf16"], default="none", help="capcse side's autocast")
     ap.add_argument("--attention", choices=["sdpa", "eager"], default="sdpa", help="capcse side's BLIP vision attention")
     ap.add_argument("--num-workers", type=int, default=2)
+    ap.add_argument("--profile", action="store_true",
+                    help="after the batched run, print torch.profiler's op table for one batch (capcse side)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="8 images in one batch, 4 per-image (< 3 min on an idle machine)")

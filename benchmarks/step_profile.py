@@ -9,7 +9,11 @@ cost of the token-count lengths that length grouping uses (Flickr30k Karpathy-tr
 and their padding after grouping. ``--compile`` adds ``torch.compile`` (inductor, dynamic shapes):
 compilation seconds and the step time over mixed widths.
 
-    .venv/bin/python benchmarks/step_profile.py [--quick] [--compile]
+    .venv/bin/python benchmarks/step_profile.py [--quick] [--compile] [--profile]
+
+``--profile`` prints torch.profiler's op table (self CPU time per step) with torch's and with capcse's
+dropout, and the share of the dropout-mask generator op (``bernoulli_`` / ``random_``) as
+``torch_dropout_mask_share`` / ``fast_dropout_mask_share``.
 
 Last line: ``RESULT step_profile ratio=<fused / foreach optimizer seconds> target=1`` plus the figures.
 """
@@ -35,6 +39,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="3 timed steps per measurement, no length pass")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (~2-3 min to compile)")
+    ap.add_argument("--profile", action="store_true",
+                    help="print torch.profiler's op table (self CPU time) for 3 steps with torch's and with "
+                         "capcse's dropout")
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--data-dir", default=os.environ.get("CAPCSE_DATA") or str(ROOT.parent / "shared" / "data"))
@@ -59,7 +66,26 @@ def main() -> None:
         opt.zero_grad()
         return b - a, time.perf_counter() - b
 
+    def profile(name):
+        """torch.profiler over 3 steps of the current model (fused AdamW): top ops and the dropout share."""
+        from torch.profiler import profile as torch_profile
+
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
+        step(hf, opt, args.width)
+        with torch_profile() as prof:
+            for _ in range(3):
+                step(hf, opt, args.width)
+        ops = prof.key_averages()
+        total = sum(e.self_cpu_time_total for e in ops)
+        print(f"--- profile, {name} (3 steps, self CPU time per step) ---")
+        for e in sorted(ops, key=lambda e: -e.self_cpu_time_total)[:15]:
+            print(f"{e.key:40} {e.self_cpu_time_total / 3e3:8.1f} ms {e.self_cpu_time_total / total:6.1%}")
+        mask_ops = ("aten::bernoulli_", "aten::random_")
+        figures[f"{name}_mask_share"] = sum(e.self_cpu_time_total for e in ops if e.key in mask_ops) / total
+
     figures = {}
+    if args.profile:
+        profile("torch_dropout")
     for kind in ("foreach", "fused"):
         opt = torch.optim.AdamW(model.parameters(), lr=1e-5, **{kind: True})
         for _ in range(2):
@@ -73,6 +99,8 @@ def main() -> None:
     from capcse.models.dropout import use_fast_dropout
 
     use_fast_dropout(hf)
+    if args.profile:
+        profile("fast_dropout")
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
     for _ in range(2):
         step(hf, opt, args.width)
