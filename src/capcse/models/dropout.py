@@ -3,7 +3,8 @@ training step draws a dropout mask for every activation the encoder makes.
 
 Why: on a CPU, ``torch.nn.functional.dropout`` draws one Bernoulli sample per element through a
 single-threaded generator call (``bernoulli_``: ~6-9 ns per element here). In a SimCSE step of
-all-MiniLM-L6-v2 (128 sequences x 16 tokens) that is ~13 % of the step (``benchmarks/step_profile.py``).
+all-MiniLM-L6-v2 (128 sequences x 16 tokens) that is ~13 % of the step
+(``benchmarks/step_profile.py --profile``).
 The mask here is the same distribution drawn from fewer generator calls: one 64-bit draw of torch's
 default generator (``random_`` over the whole int64 range) gives four independent uniform 16-bit lanes,
 and a lane keeps its element when it is below ``round((1 - p) * 2**16)`` — keep probability
