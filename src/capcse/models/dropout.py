@@ -2,7 +2,8 @@
 training step draws a dropout mask for every activation the encoder makes.
 
 Why: on a CPU, ``torch.nn.functional.dropout`` draws one Bernoulli sample per element through a
-single-threaded generator call (``bernoulli_``: ~6-9 ns per element here). In a SimCSE step of
+single-threaded generator call (``bernoulli_``: ~6-9 ns per element in an ad-hoc micro-benchmark on
+the 2-core development machine). In a SimCSE step of
 all-MiniLM-L6-v2 (128 sequences x 16 tokens) that is ~13 % of the step
 (``benchmarks/step_profile.py --profile``).
 The mask here is the same distribution drawn from fewer generator calls: one 64-bit draw of torch's
