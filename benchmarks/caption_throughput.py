@@ -126,12 +126,14 @@ def main(argv=None) -> int:
         folder = tmp / "images"
         folder.mkdir()
         for p in images:
-            os.symlink(p, folder / p.name)
+            os.symlink(p.resolve(), folder / p.name)  # absolute: a relative --data-dir would dangle here
         print(f"BLIP-base config, random weights; {len(images)} images, {args.new_tokens} new tokens, "
               f"{args.threads} threads; capcse side: dtype={args.dtype} autocast={args.autocast} "
               f"attention={args.attention}", flush=True)
 
         t_b, n_b = batched(model_dir, folder, tmp / "out", args)
+        if n_b != len(images):
+            raise SystemExit(f"the batched side captioned {n_b} of {len(images)} images (see its skip report)")
         rate_b = n_b / t_b
         print(f"batched   : {n_b} images in {t_b:.1f} s = {rate_b:.3f} images/s "
               f"(batch {args.batch_size}, {args.num_workers} decode workers)", flush=True)
