@@ -129,6 +129,8 @@ def main(argv=None) -> int:
                     help="after the batched run, print torch.profiler's op table for one batch (capcse side)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tiny", action="store_true",
+                    help="a tiny random BLIP instead of the BLIP-base size (tests the script; not a speed figure)")
     ap.add_argument("--quick", action="store_true", help="8 images in one batch, 4 per-image (< 3 min on an idle machine)")
     args = ap.parse_args(argv)
     if args.quick:
@@ -143,12 +145,12 @@ def main(argv=None) -> int:
     n_anchor = min(args.per_image_count or len(images), len(images))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model_dir = save_random_blip(tmp / "blip-base-random", tiny=False)
+        model_dir = save_random_blip(tmp / "blip-random", tiny=args.tiny)
         folder = tmp / "images"
         folder.mkdir()
         for p in images:
             os.symlink(p.resolve(), folder / p.name)  # absolute: a relative --data-dir would dangle here
-        print(f"BLIP-base config, random weights; {len(images)} images, {args.new_tokens} new tokens, "
+        print(f"BLIP-{'tiny' if args.tiny else 'base'} config, random weights; {len(images)} images, {args.new_tokens} new tokens, "
               f"{args.threads} threads; capcse side: dtype={args.dtype} autocast={args.autocast} "
               f"attention={args.attention}", flush=True)
 
