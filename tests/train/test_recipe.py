@@ -117,3 +117,16 @@ def test_a_recipe_file_path_works(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text(Path(configs_dir() / "simcse-ko-sup.yaml").read_text())
     assert load_recipe(str(path)).name == "simcse-ko-sup"
+
+
+@pytest.mark.parametrize("override,match", [("train.precision=fp8", "train.precision must be"),
+                                            ("train.fast_dropout=sometimes", "train.fast_dropout must be")])
+def test_bad_switches_fail_before_the_model_loads(tmp_path, override, match):
+    """The model name points nowhere: had run_training loaded it first, the error would be a different one."""
+    from capcse.train.trainer import run_training
+
+    recipe = load_recipe("simcse-unsup-bert-base", ["model.name=/nonexistent/model", "train.device=cpu",
+                                                    f"train.output_dir={tmp_path / 'out'}", override])
+    with pytest.raises(ConfigError, match=match):
+        run_training(recipe)
+    assert not (tmp_path / "out").exists()  # nothing written either

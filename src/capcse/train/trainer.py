@@ -93,6 +93,18 @@ def wants_fast_dropout(setting: str | bool, device: torch.device) -> bool:
     raise ConfigError(f"train.fast_dropout must be auto, on or off, got {setting!r}")
 
 
+def check_precision(precision: str) -> None:
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ConfigError(f"train.precision must be fp32, bf16 or fp16, got {precision!r}")
+
+
+def check_train_switches(recipe: Recipe) -> None:
+    """Reject bad ``train.precision`` / ``train.fast_dropout`` values before anything is loaded (they are
+    read again where they take effect, after the model has loaded)."""
+    check_precision(recipe.train.precision)
+    wants_fast_dropout(recipe.train.fast_dropout, "cpu")
+
+
 def build_objective(recipe: Recipe, model):
     from capcse.losses.simcse import SimCSELoss
     from capcse.train.objective import SimCSEObjective
@@ -119,8 +131,7 @@ def training_arguments(recipe: Recipe, evaluate: bool, tokenizer=None):
     from sentence_transformers import SentenceTransformerTrainingArguments
 
     t = recipe.train
-    if t.precision not in ("fp32", "bf16", "fp16"):
-        raise ConfigError(f"train.precision must be fp32, bf16 or fp16, got {t.precision!r}")
+    check_precision(t.precision)
     use_cpu = (t.device or "").startswith("cpu") or not torch.cuda.is_available()
     save_steps = t.save_steps or (recipe.eval.steps if evaluate else 500)
     kwargs: dict[str, Any] = dict(
@@ -260,6 +271,7 @@ def run_training(recipe: Recipe, *, resume: bool | str | None = None, log=print)
     if recipe.train.torch_threads:
         torch.set_num_threads(recipe.train.torch_threads)
     task = dev_task(recipe)
+    check_train_switches(recipe)
     main = is_main_process()
     set_seed(recipe.train.seed)
     out = recipe.output_dir
