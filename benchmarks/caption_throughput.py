@@ -73,19 +73,27 @@ def batched(model_dir: Path, folder: Path, out: Path, args) -> tuple[float, int,
     t0 = time.perf_counter()
     stats = caption_images(settings, out, captioner=captioner, num_workers=args.num_workers, progress=False)
     seconds = time.perf_counter() - t0
+    pixels = first_batch(captioner, folder, args.batch_size)
     if args.profile:
-        profile_batch(captioner, sorted(folder.iterdir())[:args.batch_size], settings.decoding, args.seed)
-    return seconds, stats.images_now, vision_only_rate(captioner, sorted(folder.iterdir())[:args.batch_size])
+        profile_batch(captioner, pixels, settings.decoding, args.seed)
+    return seconds, stats.images_now, vision_only_rate(captioner, pixels)
 
 
-def vision_only_rate(captioner, paths: list[Path], repeats: int = 2) -> float:
-    """Images/s of the capcse side's vision tower alone (BLIP's ``vision_model``), one batch of
-    ``paths``, same dtype and attention, best of ``repeats``: what batched captioning could reach if
-    decoding cost nothing -- an upper bound on the batched side measured in the same run."""
+def first_batch(captioner, folder: Path, batch_size: int):
+    """The first ``batch_size`` images of ``folder`` through the capcse side's image transform."""
     import torch
     from PIL import Image
 
-    pixels = torch.stack([captioner.transform(Image.open(p).convert("RGB")) for p in paths])
+    return torch.stack([captioner.transform(Image.open(p).convert("RGB"))
+                        for p in sorted(folder.iterdir())[:batch_size]])
+
+
+def vision_only_rate(captioner, pixels, repeats: int = 2) -> float:
+    """Images/s of the capcse side's vision tower alone (BLIP's ``vision_model``) on the batch ``pixels``,
+    same dtype and attention, best of ``repeats``: what batched captioning could reach if decoding cost
+    nothing -- an upper bound on the batched side measured in the same run."""
+    import torch
+
     pixels = pixels.to(captioner.device, dtype=captioner.dtype)
     best = float("inf")
     with torch.inference_mode():
@@ -93,23 +101,21 @@ def vision_only_rate(captioner, paths: list[Path], repeats: int = 2) -> float:
             t0 = time.perf_counter()
             captioner.model.vision_model(pixel_values=pixels)
             best = min(best, time.perf_counter() - t0)
-    return len(paths) / best
+    return len(pixels) / best
 
 
-def profile_batch(captioner, paths: list[Path], decoding, seed: int) -> None:
+def profile_batch(captioner, pixels, decoding, seed: int) -> None:
     """torch.profiler over one ``caption`` call: the top ops by self CPU time, per image, with shapes."""
-    import torch
-    from PIL import Image
     from torch.profiler import profile
 
-    pixels = torch.stack([captioner.transform(Image.open(p).convert("RGB")) for p in paths])
+    n = len(pixels)
     with profile(record_shapes=True) as prof:
         captioner.caption(pixels, decoding, seed=seed)
     ops = prof.key_averages(group_by_input_shape=True)
     total = sum(e.self_cpu_time_total for e in ops)
-    print(f"--- profile: one batch of {len(paths)}, self CPU ms per image (total {total / 1e3 / len(paths):.0f}) ---")
+    print(f"--- profile: one batch of {n}, self CPU ms per image (total {total / 1e3 / n:.0f}) ---")
     for e in sorted(ops, key=lambda e: -e.self_cpu_time_total)[:20]:
-        print(f"{e.key:50} {e.self_cpu_time_total / 1e3 / len(paths):7.1f} ms  x{e.count:<5d} {str(e.input_shapes)[:90]}")
+        print(f"{e.key:50} {e.self_cpu_time_total / 1e3 / n:7.1f} ms  x{e.count:<5d} {str(e.input_shapes)[:90]}")
 
 
 def main(argv=None) -> int:
