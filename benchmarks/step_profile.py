@@ -13,7 +13,9 @@ compilation seconds and the step time over mixed widths.
 
 ``--profile`` prints torch.profiler's op table (self CPU time per step) with torch's and with capcse's
 dropout, and the share of the dropout-mask generator op (``bernoulli_`` / ``random_``) as
-``torch_dropout_mask_share`` / ``fast_dropout_mask_share``.
+``torch_dropout_mask_share`` / ``fast_dropout_mask_share``; also the matrix products' share of the step
+(``*_matmul_share``), their rate from the profiler's FLOP counts (``*_matmul_gflops``) and that rate as a
+fraction of a 2048 x 2048 bf16 ``torch.matmul`` timed in the same run (``*_matmul_frac_of_bf16``).
 
 Last line: ``RESULT step_profile ratio=<fused / foreach optimizer seconds> target=1`` plus the figures.
 """
@@ -22,10 +24,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm")  # the kernels; aten::matmul dispatches to them
+
+
+def matmul_time_and_flops(ops) -> tuple[float, float]:
+    """Self CPU microseconds and FLOPs of the matrix-product kernels in a ``torch.profiler`` table
+    (``key_averages()`` of a ``with_flops=True`` profile)."""
+    mm = [e for e in ops if e.key in MATMUL_OPS]
+    return sum(e.self_cpu_time_total for e in mm), float(sum(e.flops for e in mm))
 
 
 def main() -> None:
@@ -35,6 +46,9 @@ def main() -> None:
     from capcse.models.encoder import load_sentence_transformer
     from capcse.train.batching import text_lengths, token_lengths
     from capcse.train.data import load_train_dataset
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from train_throughput import matmul_gflops  # same 2048^2 reference as the throughput benchmark
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="3 timed steps per measurement, no length pass")
@@ -72,7 +86,7 @@ def main() -> None:
 
         opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
         step(hf, opt, args.width)
-        with torch_profile() as prof:
+        with torch_profile(with_flops=True) as prof:
             for _ in range(3):
                 step(hf, opt, args.width)
         ops = prof.key_averages()
@@ -82,6 +96,18 @@ def main() -> None:
             print(f"{e.key:40} {e.self_cpu_time_total / 3e3:8.1f} ms {e.self_cpu_time_total / total:6.1%}")
         mask_ops = ("aten::bernoulli_", "aten::random_")
         figures[f"{name}_mask_share"] = sum(e.self_cpu_time_total for e in ops if e.key in mask_ops) / total
+        # The matrix products inside the step (the profiler counts their FLOPs) against a bare bf16 matmul
+        # measured right after: how far the step is from "all matmul at this CPU's bf16 rate".
+        mm_us, mm_flops = matmul_time_and_flops(ops)
+        figures[f"{name}_matmul_share"] = mm_us / total
+        figures[f"{name}_matmul_gflops"] = mm_flops / (mm_us * 1e-6) / 1e9
+        figures.setdefault("matmul_bf16_2048_gflops", matmul_gflops("bf16"))
+        figures[f"{name}_matmul_frac_of_bf16"] = (figures[f"{name}_matmul_gflops"]
+                                                   / figures["matmul_bf16_2048_gflops"])
+        print(f"matrix products: {mm_us / total:.1%} of the step at {figures[f'{name}_matmul_gflops']:.0f} GFLOP/s "
+              f"= {figures[f'{name}_matmul_frac_of_bf16']:.0%} of a 2048^2 bf16 torch.matmul "
+              f"({figures['matmul_bf16_2048_gflops']:.0f} GFLOP/s, same run); the rest "
+              f"{(total - mm_us) / 3e3:.0f} ms per step", flush=True)
 
     figures = {}
     if args.profile:
