@@ -104,6 +104,8 @@ class Recipe:
 
 SECTIONS = {"model": ModelSection, "data": DataSection, "loss": LossSection, "train": TrainSection,
             "eval": EvalSection}
+#: recipe class -> its sections (name -> dataclass); other recipe kinds (e.g. ``capcse pretrain``'s) register here
+RECIPE_KINDS: dict[type, dict[str, type]] = {Recipe: SECTIONS}
 
 
 def configs_dir() -> Path:
@@ -145,7 +147,7 @@ def _build(cls, data: dict[str, Any], where: str):
     kwargs = {}
     for key, value in data.items():
         ftype = known[key].type
-        sub = SECTIONS.get(key) if cls is Recipe else None
+        sub = RECIPE_KINDS.get(cls, {}).get(key)
         if sub is not None and isinstance(value, dict):
             kwargs[key] = _build(sub, value, f"{where}.{key}")
         elif sub is not None:
@@ -177,8 +179,9 @@ def _coerce(value: Any, ftype: Any, where: str) -> Any:
     return value
 
 
-def load_recipe(name_or_path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-    """Read a recipe file and apply ``key=value`` overrides."""
+def load_recipe(name_or_path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = (), *,
+                kind: type = Recipe):
+    """Read a recipe file and apply ``key=value`` overrides; ``kind``: the recipe class (:data:`RECIPE_KINDS`)."""
     path = find_recipe(name_or_path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -200,11 +203,11 @@ def load_recipe(name_or_path: str | os.PathLike, overrides: list[str] | tuple[st
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {'.'.join(keys)}: {key} is not a section")
         node[keys[-1]] = value
-    return _build(Recipe, data, str(path))
+    return _build(kind, data, str(path))
 
 
-def recipe_from_dict(data: dict[str, Any]) -> Recipe:
-    return _build(Recipe, copy.deepcopy(data), "recipe")
+def recipe_from_dict(data: dict[str, Any], kind: type = Recipe):
+    return _build(kind, copy.deepcopy(data), "recipe")
 
 
 def dump_recipe(recipe: Recipe) -> str:

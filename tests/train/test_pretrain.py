@@ -1,0 +1,201 @@
+"""capcse pretrain: masked-LM pretraining through the transformers Trainer (tiny configs, tiny corpora)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from capcse.errors import ConfigError
+from capcse.train.pretrain import (PretrainRecipe, evaluate_mlm, is_heldout, masked_heldout, pack_blocks,
+                                   recipe_from_dict_pretrain, run_pretraining, use_masked_prediction)
+
+TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+        "max_position_embeddings": 64}
+
+SENTENCES = [
+    "a dog runs across the green field .", "two children play football in the park .",
+    "a man is playing a guitar on the stage .", "the woman reads a book under a tree .",
+    "a cat sleeps on the warm window sill .", "people walk along the beach at sunset .",
+    "a boy rides a red bicycle down the street .", "an old man feeds the birds in the square .",
+]
+
+
+@pytest.fixture()
+def corpus(tmp_path) -> Path:
+    path = tmp_path / "corpus.txt"
+    # the same eight sentences over and over: a masked LM can learn them
+    path.write_text("\n".join(SENTENCES * 40) + "\n", encoding="utf-8")
+    return path
+
+
+def tiny_recipe(out: Path, corpus: Path, tokenizer: str, **train) -> PretrainRecipe:
+    values = {"batch_size": 8, "learning_rate": 3e-3, "max_steps": 30, "warmup_ratio": 0.0, "precision": "fp32",
+              "logging_steps": 5, "save_steps": 10, "report_to": ["none"], "output_dir": str(out),
+              "device": "cpu", "progress": "off", "seed": 7, **train}
+    return recipe_from_dict_pretrain({
+        "name": "tiny-mlm",
+        "model": {"init": "scratch", "tokenizer": tokenizer, "config": TINY, "block_size": 32},
+        "data": {"train": str(corpus), "heldout": str(corpus), "heldout_blocks": 8},
+        "train": values, "eval": {"steps": 10, "batch_size": 8}})
+
+
+def test_heldout_split_is_stable_and_proportional():
+    sentences = [f"sentence number {i}" for i in range(20000)]
+    held = [s for s in sentences if is_heldout(s, 10)]
+    assert 150 < len(held) < 250                      # ~1 %
+    assert held == [s for s in reversed(sentences) if is_heldout(s, 10)][::-1]  # order-free
+    assert not any(is_heldout(s, 0) for s in sentences[:100])
+
+
+def test_pack_blocks_is_run_mlm_grouping(minilm_path):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(minilm_path))
+    blocks = pack_blocks(tok, ["a dog runs .", "the cat sleeps on the mat ."], 4)
+    stream = tok("a dog runs .")["input_ids"] + tok("the cat sleeps on the mat .")["input_ids"]
+    n = len(stream) // 4
+    assert blocks["input_ids"].tolist() == np.asarray(stream[: n * 4]).reshape(n, 4).tolist()
+    special = {tok.cls_token_id, tok.sep_token_id}
+    assert blocks["special_tokens_mask"].tolist() == [[int(t in special) for t in row] for row in
+                                                      blocks["input_ids"].tolist()]
+
+
+def test_masked_prediction_has_the_stock_loss_and_gradients(minilm_path):
+    """The head at masked positions only gives the same loss and gradients as the head everywhere."""
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    tok = AutoTokenizer.from_pretrained(str(minilm_path))
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(tok), **TINY)
+    stock, sparse = BertForMaskedLM(cfg), BertForMaskedLM(cfg)
+    sparse.load_state_dict(stock.state_dict())
+    stock.eval(), sparse.eval()
+    use_masked_prediction(sparse)
+    ids = torch.tensor(tok(SENTENCES[:4], padding="max_length", max_length=16)["input_ids"])
+    labels = torch.full_like(ids, -100)
+    labels[:, 2], labels[1, 5], labels[3, 7] = ids[:, 2], ids[1, 5], ids[3, 7]
+    a = stock(input_ids=ids, labels=labels)
+    b = sparse(input_ids=ids, labels=labels)
+    assert b.logits.shape == (6, len(tok))
+    assert torch.allclose(a.loss, b.loss, atol=1e-6)
+    a.loss.backward(), b.loss.backward()
+    for (name, p), q in zip(stock.named_parameters(), sparse.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-6), name
+    # without labels the forward is the stock one (every position)
+    assert sparse(input_ids=ids).logits.shape == (4, 16, len(tok))
+    assert type(sparse).__name__ == "BertForMaskedLM"
+
+
+def test_heldout_masking_is_fixed(minilm_path):
+    from transformers import AutoTokenizer
+
+    from capcse.train.pretrain import MLMSection
+
+    tok = AutoTokenizer.from_pretrained(str(minilm_path))
+    blocks = pack_blocks(tok, SENTENCES * 4, 16)
+    a, b = masked_heldout(tok, blocks, MLMSection(), 8), masked_heldout(tok, blocks, MLMSection(), 8)
+    assert torch.equal(a["input_ids"], b["input_ids"]) and torch.equal(a["labels"], b["labels"])
+    chosen = a["labels"] != -100
+    assert 0 < int(chosen.sum()) < chosen.numel()
+    # special tokens are never chosen
+    special = torch.from_numpy(blocks["special_tokens_mask"][:8].astype(bool))
+    assert not bool((chosen & special).any())
+
+
+def test_pretrain_loss_falls_and_saved_folder_loads(tmp_path, corpus, minilm_path):
+    from transformers import AutoModel, AutoModelForMaskedLM
+
+    res = run_pretraining(tiny_recipe(tmp_path / "run", corpus, str(minilm_path)), log=lambda *a: None)
+    assert res.steps == 30
+    assert res.losses[-1]["loss"] < res.losses[0]["loss"] - 1.0
+    assert res.curve[-1]["mlm_loss"] < res.curve[0]["mlm_loss"] - 0.5
+    model_dir = tmp_path / "run" / "model"
+    mlm = AutoModelForMaskedLM.from_pretrained(model_dir)
+    assert type(mlm).__name__ == "BertForMaskedLM"
+    assert json.loads((model_dir / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
+    assert AutoModel.from_pretrained(model_dir).config.hidden_size == 32
+    card = (model_dir / "README.md").read_text()
+    assert "held-out masked-token accuracy" in card and "capcse pretrain tiny-mlm" in card
+    # the measured accuracy in the card is the saved model's
+    from transformers import AutoTokenizer
+
+    from capcse.train.pretrain import MLMSection
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    held = masked_heldout(tok, pack_blocks(tok, SENTENCES * 40, 32), MLMSection(), 8)
+    acc = evaluate_mlm(mlm, held, 8)["mlm_accuracy"]
+    assert f"{acc:.4f}" in card
+    assert (model_dir / "model.safetensors").stat().st_mode & 0o777 == 0o644
+
+
+def test_resume_after_interruption_equals_the_uninterrupted_run(tmp_path, corpus, minilm_path):
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    full = run_pretraining(tiny_recipe(tmp_path / "full", corpus, str(minilm_path), max_steps=20), log=lambda *a: None)
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 13:
+                raise KeyboardInterrupt("killed")
+
+    import capcse.train.pretrain as pretrain
+
+    original = pretrain._callbacks
+    pretrain._callbacks = lambda *a: original(*a) + [Crash()]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_pretraining(tiny_recipe(tmp_path / "cut", corpus, str(minilm_path), max_steps=20), log=lambda *a: None)
+    finally:
+        pretrain._callbacks = original
+    assert (tmp_path / "cut" / "checkpoint-10" / "trainer_state.json").is_file()
+    resumed = run_pretraining(tiny_recipe(tmp_path / "cut", corpus, str(minilm_path), max_steps=20), resume=True,
+                              log=lambda *a: None)
+    assert resumed.steps == full.steps == 20
+    a = load_file(str(tmp_path / "full" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "model" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_trained_wordpiece_tokenizer(tmp_path, corpus):
+    rec = tiny_recipe(tmp_path / "wp", corpus, "train", max_steps=2)
+    rec.model.vocab_size = 120
+    run_pretraining(rec, log=lambda *a: None)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tmp_path / "wp" / "model")
+    assert 60 < len(tok) <= 120
+    ids = tok("a dog runs across the green field .")["input_ids"]
+    assert tok.unk_token_id not in ids and len(ids) == 10  # whole words of the corpus are in the vocabulary
+
+
+def test_bad_values_are_rejected_before_loading(tmp_path, corpus):
+    rec = tiny_recipe(tmp_path / "bad", corpus, "/nonexistent-tokenizer")
+    rec.train.learning_rate = -1.0
+    with pytest.raises(ConfigError, match="learning_rate"):
+        run_pretraining(rec, log=lambda *a: None)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_cli_resume_keeps_the_saved_recipe(tmp_path, corpus, minilm_path):
+    from capcse.cli import main
+
+    out = tmp_path / "cli"
+    rec = tiny_recipe(out, corpus, str(minilm_path), max_steps=4)
+    out.mkdir()
+    from capcse.train.recipe import dump_recipe
+
+    (out / "recipe.yaml").write_text(dump_recipe(rec))
+    # a --set that changes what is trained is refused on resume
+    assert main(["pretrain", "--resume", "--output", str(out), "--set", "train.learning_rate=0.1"]) == 2
+    # a new run into a non-empty folder is refused without --overwrite
+    assert main(["pretrain", str(out / "recipe.yaml"), "--output", str(out)]) == 2
+    assert main(["pretrain", "--resume", "--output", str(out), "--set", "train.max_steps=6"]) == 0
+    assert json.loads((out / "pretrain_summary.json").read_text())["steps"] == 6
+    assert "max_steps: 6" in (out / "recipe.yaml").read_text()
