@@ -143,15 +143,9 @@ def test_resume_after_interruption_equals_the_uninterrupted_run(tmp_path, corpus
             if state.global_step == 13:
                 raise KeyboardInterrupt("killed")
 
-    import capcse.train.pretrain as pretrain
-
-    original = pretrain._callbacks
-    pretrain._callbacks = lambda *a: original(*a) + [Crash()]
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run_pretraining(tiny_recipe(tmp_path / "cut", corpus, str(minilm_path), max_steps=20), log=lambda *a: None)
-    finally:
-        pretrain._callbacks = original
+    with pytest.raises(KeyboardInterrupt):
+        run_pretraining(tiny_recipe(tmp_path / "cut", corpus, str(minilm_path), max_steps=20), log=lambda *a: None,
+                        callbacks=[Crash()])
     assert (tmp_path / "cut" / "checkpoint-10" / "trainer_state.json").is_file()
     resumed = run_pretraining(tiny_recipe(tmp_path / "cut", corpus, str(minilm_path), max_steps=20), resume=True,
                               log=lambda *a: None)

@@ -483,8 +483,9 @@ def prepare_output(recipe: PretrainRecipe, *, resume: bool, overwrite: bool) -> 
                           "or another --output")
 
 
-def run_pretraining(recipe: PretrainRecipe, *, resume: bool = False, log=print) -> PretrainResult:
-    """Pretrain ``recipe``; ``resume``: continue from the newest complete checkpoint in the output folder."""
+def run_pretraining(recipe: PretrainRecipe, *, resume: bool = False, log=print, callbacks=()) -> PretrainResult:
+    """Pretrain ``recipe``; ``resume``: continue from the newest complete checkpoint in the output folder;
+    ``callbacks``: extra ``TrainerCallback``s."""
     from transformers import TrainingArguments, set_seed
 
     from capcse.train.recipe import dump_recipe
@@ -564,7 +565,8 @@ def run_pretraining(recipe: PretrainRecipe, *, resume: bool = False, log=print) 
     masking.batch_index = steps_before * t.gradient_accumulation_steps
     trainer = _trainer_class()(model=model, args=args, train_dataset=BlockDataset(blocks),
                                eval_dataset=BlockDataset({k: v[:1] for k, v in held.items()}),
-                               data_collator=masking, callbacks=_callbacks(recipe, tokenizer, out))
+                               data_collator=masking,
+                               callbacks=_callbacks(recipe, tokenizer, out) + list(callbacks))
     trainer.heldout, trainer.eval_batch_size, trainer.eval_precision = heldout, recipe.eval.batch_size, t.precision
     if checkpoint:
         log(f"resuming from {checkpoint}")
