@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Refresh requirements/lock.txt, the exact versions `scripts/setup.sh` and CI install (pyproject.toml keeps the
 # `>=` ranges for people installing capcse into their own environment).
-#   bash scripts/lock.sh                  # fresh venv (.venv-lock), newest versions inside pyproject's ranges
+#   bash scripts/lock.sh   (make lock)    # fresh venv (.venv-lock), newest versions inside pyproject's ranges
 #   CAPCSE_VENV=.venv-lock make test      # test them; commit requirements/lock.txt only if that passes
 #   LOCK_FROM=.venv bash scripts/lock.sh  # or: freeze an existing, tested venv instead of resolving anew
 # torch is written without its local build label (2.13.0, not 2.13.0+cpu): the same lock serves the CPU
