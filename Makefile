@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export CAPCSE_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 export HF_HUB_OFFLINE ?= $(if $(wildcard ../shared/data),1,)
-VENV ?= .venv
+VENV ?= $(or $(CAPCSE_VENV),.venv)
 
 .PHONY: setup main test lock
 setup:
