@@ -2,9 +2,9 @@
 SHELL := /bin/bash
 export CAPCSE_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 export HF_HUB_OFFLINE ?= $(if $(wildcard ../shared/data),1,)
-VENV ?= .venv
+VENV ?= $(or $(CAPCSE_VENV),.venv)
 
-.PHONY: setup main test
+.PHONY: setup main test lock
 setup:
 	bash scripts/setup.sh
 
@@ -13,3 +13,8 @@ main: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest -q
+
+# Refresh requirements/lock.txt (newest versions inside pyproject.toml's ranges, in .venv-lock); then run
+# CAPCSE_VENV=.venv-lock make test before committing it.
+lock:
+	bash scripts/lock.sh

@@ -11,7 +11,7 @@ STEPS=${CAPCSE_MAIN_STEPS:-200}
 capcse() { "$VENV/bin/capcse" "$@"; }
 
 capcse eval all-MiniLM-L6-v2 --tasks sts --mode test --output "$OUT/before"
-capcse train caption-simcse --output "$OUT/train" \
+capcse train caption-simcse --output "$OUT/train" --overwrite \
   --set model.name=all-MiniLM-L6-v2 --set model.pooler=avg --set model.mlp_only_train=false \
   --set model.max_length=32 --set train.batch_size=64 --set train.max_steps="$STEPS" \
   --set train.group_by_length=true --set train.precision=bf16 --set train.report_to=none \

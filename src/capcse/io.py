@@ -14,7 +14,9 @@ from typing import IO, Any, Iterator
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success it is fsynced and renamed onto ``path``.
 
-    A crash or exception leaves ``path`` untouched (the old content or nothing), never half written.
+    A crash or exception leaves ``path`` untouched (the old content or nothing), never half written. The
+    file gets the mode a plain ``open()`` would give it, ``0o666`` minus the umask (``0644`` under the usual
+    umask 022), not ``mkstemp``'s private ``0600``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -22,6 +24,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         encoding = None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode, encoding=encoding) as fh:
             yield fh
             fh.flush()
@@ -31,6 +34,19 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def current_umask() -> int:
+    """The process's umask: from ``/proc/self/status`` on Linux, else by setting and restoring it (POSIX has
+    no read-only call; the set-and-restore is not thread-safe, hence Linux's file first)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -1,6 +1,7 @@
 """capcse report compare: the before/after table, its deltas, the files, the CLI and its errors."""
 
 import json
+import re
 
 import pytest
 
@@ -42,3 +43,47 @@ def test_errors(tmp_path, capsys):
         compare_runs({"a": tmp_path / "bad.json", "b": tmp_path / "bad.json"}, tmp_path / "o")
     assert main(["report", "compare", "noequals", "b=x", "--output", str(tmp_path / "o")]) == 2
     assert "LABEL=RESULTS" in capsys.readouterr().err
+
+
+def _run(tmp_path, name, mode="test", tasks=("STS12", "STS-B"), **extra):
+    results = {t: {"cosine_spearman": 70.0 + i, "split": mode} for i, t in enumerate(tasks)}
+    payload = {"model": name, "mode": mode, "variant": "senteval", "tasks": [t.lower() for t in tasks],
+               "results": results, "averages": {"sts": 70.0 + (len(tasks) - 1) / 2}, **extra}
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "results.json").write_text(json.dumps(payload))
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("b_kwargs, message", [
+    ({"mode": "dev"}, "modes differ: a test; b dev"),
+    ({"tasks": ("STS-B",)}, "task sets differ: a 2 task(s) (STS-B, STS12); b 1 task(s) (STS-B)"),
+    ({"settings": {"max_seq_length": 32}}, "inference lengths differ: a 256 tokens; b 32 tokens"),
+    ({"inference_max_length": 32}, "inference lengths differ: a 256 tokens; b 32 tokens"),
+])
+def test_mismatched_runs_are_refused_or_marked(tmp_path, capsys, b_kwargs, message):
+    a = _run(tmp_path, "a", settings={"max_length": 256})
+    b = _run(tmp_path, "b", **{"settings": {"max_length": 256}, **b_kwargs})
+    with pytest.raises(CapcseError, match=re.escape(message)):
+        compare_runs({"a": a, "b": b}, tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+    argv = ["report", "compare", f"a={a}", f"b={b}", "--output", str(tmp_path / "cli")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("capcse report: error: the runs were evaluated differently: ")
+    assert main(argv + ["--allow-mismatch"]) == 0
+    captured = capsys.readouterr()
+    assert f"warning: NOT COMPARABLE: {message}" in captured.err
+    assert "**NOT COMPARABLE**" in captured.out and f"- {message}" in captured.out
+    saved = json.loads((tmp_path / "cli" / "comparison.json").read_text())
+    assert saved["mismatches"] == [message]
+    assert "NOT COMPARABLE" in (tmp_path / "cli" / "report.html").read_text()
+
+
+def test_same_setup_compares_and_an_unknown_length_is_noted(tmp_path, capsys):
+    a, b = _run(tmp_path, "a", settings={"max_length": 128}), _run(tmp_path, "b")
+    compare_runs({"a": a, "b": b}, tmp_path / "o")
+    saved = json.loads((tmp_path / "o" / "comparison.json").read_text())
+    assert saved["mismatches"] == [] and saved["notes"] == ["inference length not recorded for b"]
+    assert saved["runs"]["a"]["inference_length"] == 128 and saved["runs"]["b"]["inference_length"] is None
+    md = (tmp_path / "o" / "comparison.md").read_text()
+    assert "NOT COMPARABLE" not in md and "Note: inference length not recorded for b." in md

@@ -102,7 +102,7 @@ def test_missing_file_and_unknown_name_are_clear(tmp_path):
 def test_empty_corpus_is_an_error(tmp_path):
     path = tmp_path / "e.txt"
     path.write_text("\n\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="empty"):
+    with pytest.raises(DataFormatError, match=r"e\.txt: no training text: all 2 line\(s\) are blank"):
         load_train_dataset(str(path))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,19 @@ def test_bad_switches_fail_before_the_model_loads(tmp_path, override, match):
     with pytest.raises(ConfigError, match=match):
         run_training(recipe)
     assert not (tmp_path / "out").exists()  # nothing written either
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.learning_rate=-1", "train.learning_rate must be > 0, got -1.0"),
+    ("train.learning_rate=.nan", "train.learning_rate must be > 0, got nan"),
+    ("train.batch_size=0", "train.batch_size must be >= 1, got 0"),
+    ("train.max_steps=0", "train.max_steps must be -1 (use epochs) or >= 1, got 0"),
+    ("train.warmup_ratio=1.5", "train.warmup_ratio must be in [0, 1), got 1.5"),
+    ("loss.temperature=0", "loss.temperature must be > 0, got 0.0"),
+    ("loss.mlm_probability=1", "loss.mlm_probability must be in (0, 1), got 1.0"),
+    ("model.max_length=0", "model.max_length must be >= 1, got 0"),
+])
+def test_out_of_range_values_are_config_errors(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_recipe("simcse-unsup-bert-base", [override])
+    assert load_recipe("simcse-unsup-bert-base", ["train.max_steps=-1", "train.save_steps=null"]).train.max_steps == -1

@@ -41,6 +41,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import warnings
+
+    from capcse.data.sts import IncompleteDataWarning
     from capcse.evaluation import resolve_tasks, run_evaluation
     from capcse.report import console_report, write_report
 
@@ -52,11 +55,21 @@ def run(args: argparse.Namespace) -> int:
 
     encoder = load_encoder(args.model, pooler=args.pooler, device=args.device, dtype=args.dtype)
     log(f"model: {encoder!r}")
-    result = run_evaluation(encoder, args.tasks, args.mode, data_dir=args.data_dir, variant=args.variant,
-                            fast=args.fast, batch_size=args.batch_size, n_jobs=args.n_jobs, name=args.model,
-                            log=log)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", IncompleteDataWarning)
+        result = run_evaluation(encoder, args.tasks, args.mode, data_dir=args.data_dir, variant=args.variant,
+                                fast=args.fast, batch_size=args.batch_size, n_jobs=args.n_jobs, name=args.model,
+                                log=log)
+    incomplete = [str(w.message) for w in caught if issubclass(w.category, IncompleteDataWarning)]
+    for w in caught:
+        if not issubclass(w.category, IncompleteDataWarning):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     result.settings.update({"pooler": args.pooler, "device": str(encoder.device), "dtype": args.dtype})
+    if incomplete:
+        result.settings["incomplete_data"] = incomplete
     written = write_report(result, args.output, plots=not args.no_plots)
     print(console_report(result.to_dict(), detail=args.detail))
+    for msg in incomplete:  # under the table, where the score is read
+        log(f"WARNING: incomplete data: {msg}")
     print(f"\nwall time {result.timing['total_seconds']:.1f} s; report: {written['html']}")
     return 0

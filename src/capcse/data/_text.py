@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import math
+import zlib
 from pathlib import Path
 
 from capcse.errors import DataFormatError
@@ -27,6 +29,51 @@ def decode(data: bytes, path: str | Path, encoding: str = "utf-8") -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise DataFormatError(path, line, f"not valid {encoding} ({exc.reason} at byte {exc.start})") from None
+
+
+def open_binary(path: str | Path):
+    """A binary file object, decompressing ``.gz`` on the fly."""
+    path = Path(path)
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def check_text_file(path: str | Path, encoding: str = "utf-8", *, what: str = "text") -> int:
+    """Stream ``path`` (plain or ``.gz``) once and return its size in bytes; a DataFormatError if it is
+    empty, not valid gzip, or holds a byte sequence that is not valid ``encoding`` (named by line).
+
+    For loaders that hand the file to a reader which would fail with a traceback naming neither file nor
+    line (``datasets``' text/csv/json builders), or would pass the bad bytes on (pyarrow's JSON reader).
+    Memory stays flat: 1 MiB chunks through an incremental decoder; only on an error is the file read
+    again line by line to name the line (a multi-byte character never contains a newline byte).
+    """
+    path = Path(path)
+    decoder = codecs.getincrementaldecoder(encoding)()
+    size = 0
+    try:
+        with open_binary(path) as fh:
+            try:
+                while chunk := fh.read(1 << 20):
+                    size += len(chunk)
+                    decoder.decode(chunk)
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                _locate_bad_bytes(path, encoding)
+                raise  # not reached: the line pass raises first
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise DataFormatError(path, None, f"not a valid gzip file ({exc})") from None
+    if size == 0:
+        raise DataFormatError(path, None, f"empty file (0 bytes): no {what}")
+    return size
+
+
+def _locate_bad_bytes(path: Path, encoding: str) -> None:
+    with open_binary(path) as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                raw.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise DataFormatError(path, lineno, f"not valid {encoding} ({exc.reason} at byte {exc.start} "
+                                                    f"of the line)") from None
 
 
 def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
@@ -71,6 +118,14 @@ def split_columns(line: str, path: str | Path, lineno: int, n: int, *, at_least:
         want = f"at least {n}" if at_least else str(n)
         raise DataFormatError(path, lineno, f"expected {want} tab-separated columns, found {len(cols)}")
     return cols
+
+
+def require_rows(rows: list, path: str | Path, what: str) -> list:
+    """``rows`` unchanged, or a DataFormatError saying the file holds no ``what`` (an empty corpus is an
+    error, never an empty result that a later step averages over)."""
+    if not rows:
+        raise DataFormatError(path, None, f"empty file: no {what}")
+    return rows
 
 
 def strip_trailing_blank(lines: list[str]) -> list[str]:

@@ -51,22 +51,27 @@ def read_text_corpus(path: str | os.PathLike, *, skip_empty: bool = True, encodi
 
     A generator: memory stays flat however long the file. Empty (whitespace-only) lines are skipped when
     ``skip_empty`` (their number is logged at the end); text is otherwise kept exactly. A byte sequence that
-    is not valid ``encoding`` raises a DataFormatError naming the file and line.
+    is not valid ``encoding`` raises a DataFormatError naming the file and line; so does, once the file is
+    read, an empty file or (``skip_empty``) one with only blank lines.
     """
     path = Path(path)
-    n_empty = 0
+    n_empty = n_lines = 0
     with _open_binary(path) as fh:
-        for lineno, raw in enumerate(fh, start=1):
+        for n_lines, raw in enumerate(fh, start=1):
             try:
                 line = raw.decode(encoding)
             except UnicodeDecodeError as exc:
-                raise DataFormatError(path, lineno, f"not valid {encoding} ({exc.reason})") from None
+                raise DataFormatError(path, n_lines, f"not valid {encoding} ({exc.reason})") from None
             line = line[:-1] if line.endswith("\n") else line
             line = line[:-1] if line.endswith("\r") else line
             if skip_empty and not line.strip():
                 n_empty += 1
                 continue
             yield line
+    if n_lines == 0:
+        raise DataFormatError(path, None, "empty file: no sentences")
+    if n_empty == n_lines:
+        raise DataFormatError(path, None, f"no sentences: all {n_lines} line(s) are blank")
     if n_empty:
         log.info("%s: skipped %d empty lines", path, n_empty)
 
@@ -159,6 +164,8 @@ def load_nli_pairs(path: str | os.PathLike, split: str | None = None, *, skip_ma
             log.warning("%s:%d: skipped: %s", where, lineno, problem)
             continue
         rows.append(NLIPair(a, b, label))
+    if not rows and not skipped:
+        raise DataFormatError(path, None, "empty file: no NLI pairs")
     if skipped:
         log.info("%s: skipped %s", path, dict(skipped))
     return RowTable(rows, name=path.name, source=str(path), skipped=dict(skipped))
@@ -306,6 +313,9 @@ def read_caption_table(path: str | os.PathLike) -> RowTable:
         return RowTable(_captions_coco_json(path, split), name=stem, source=str(path))
     with _open_binary(path) as fh:
         first = decode(fh.readline(), path).lstrip("\ufeff").rstrip("\r\n")
+    if not first.strip():
+        raise DataFormatError(path, 1, "empty file or blank first line: expected a caption table header "
+                                       "(image, split, caption ...)")
     header = first.split("\t")
     if header == ["image", "split", "caption_no", "caption"]:
         return _captions_flickr30k_tsv(path)

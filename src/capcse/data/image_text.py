@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from capcse.data._text import decode, read_bytes
+from capcse.data._text import decode, read_bytes, require_rows
 from capcse.errors import ConfigError, DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -192,6 +192,7 @@ def _source_rows(source: str, data_dir) -> tuple[list[Raw], Path | None, str]:
             rows = _table_rows(path, "\t" if suffix == ".tsv" else ",")
     else:
         raise ConfigError(f"{path}: unknown image-caption file type (json, jsonl, tsv, csv, Flickr8k .token.txt)")
+    require_rows(rows, path, "image-caption rows")
     return rows, (path.parent / "images" if (path.parent / "images").is_dir() else path.parent), path.stem
 
 

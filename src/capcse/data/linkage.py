@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from capcse.data._text import check_text_file
 from capcse.errors import DataFormatError
 from capcse.io import atomic_open, atomic_write_bytes, atomic_write_json
 
@@ -78,6 +79,7 @@ class RecordReport:
 
 
 def _rows(path: Path) -> Iterable[tuple[int, dict]]:
+    check_text_file(path, what="records")  # empty / not UTF-8: FILE[:LINE], not a UnicodeDecodeError
     if path.suffix.lower() in (".jsonl", ".json"):
         with open(path, encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, 1):
@@ -190,6 +192,7 @@ def read_caption_table(path) -> dict[str, list[str]]:
     """``captions.tsv`` (image, caption_id, split, caption; a header line) -> captions per image."""
     path = Path(path)
     out: dict[str, list[str]] = {}
+    check_text_file(path, what="captions")
     with open(path, encoding="utf-8") as fh:
         header = fh.readline().rstrip("\n").split("\t")
         if header[:1] != ["image"] or "caption" not in header:

@@ -17,6 +17,7 @@ from SentEval's copy (whitespace-normalised like the senteval variant); KorSTS t
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,10 @@ from capcse.data.registry import DatasetSpec, Layout, get_spec, locate, sts_file
 from capcse.errors import ConfigError, DataFormatError
 
 log = logging.getLogger(__name__)
+
+class IncompleteDataWarning(UserWarning):
+    """A data copy holds fewer (or more) items than the release: scores on it are not the published task's."""
+
 
 _SICK_FILES = {"train": "SICK_train.txt", "dev": "SICK_trial.txt", "test": "SICK_test_annotated.txt"}
 
@@ -169,7 +174,26 @@ def load_sts(name: str, split: str = "test", *, data_dir=None, variant: str = "s
     if split not in spec.splits:
         raise ConfigError(f"{spec.name} has splits {', '.join(spec.splits)}; not {split!r}")
     loc = locate(name, data_dir=data_dir, download=download, variant=variant)
-    return read_sts_split(spec, loc.layout, loc.path, split)
+    data = read_sts_split(spec, loc.layout, loc.path, split)
+    check_complete(spec, loc.layout, split, data)
+    return data
+
+
+def check_complete(spec: DatasetSpec, layout: Layout, split: str, data: dict[str, STSData]) -> str | None:
+    """Compare the pairs read with the release's count (what ``capcse data list`` verifies); on a
+    difference issue an :class:`IncompleteDataWarning` (``capcse eval`` repeats it under its table and
+    records it in results.json) and return its message."""
+    expected = None if layout.partial else spec.expected_for(layout).get(split)
+    n = sum(len(d) for d in data.values())
+    if expected is None or n == expected:
+        return None
+    what = f"{expected - n} missing" if n < expected else f"{n - expected} extra"
+    sources = sorted({d.source for d in data.values()})
+    msg = (f"{spec.name} {split}: this copy has {n} of the release's {expected} pairs ({what}) in "
+           f"{', '.join(sources)}; its scores are not the published task's (see capcse data list)")
+    log.warning("WARNING: %s", msg)
+    warnings.warn(msg, IncompleteDataWarning, stacklevel=3)
+    return msg
 
 
 def _sts_specs() -> dict[str, DatasetSpec]:

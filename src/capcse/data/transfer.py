@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from capcse.data._text import normalize_whitespace, read_lines, split_columns, strip_trailing_blank
+from capcse.data._text import normalize_whitespace, read_lines, require_rows, split_columns, strip_trailing_blank
 from capcse.data.registry import get_spec, locate
 from capcse.errors import ConfigError, DataFormatError
 
@@ -47,12 +47,12 @@ class TransferData:
 
 def _read_binary(path: Path) -> list[str]:
     # SentEval: io.open(fpath, encoding='latin-1').read().splitlines(), then line.split()
-    return [normalize_whitespace(line) for line in read_lines(path, encoding="latin-1")]
+    return [normalize_whitespace(line) for line in require_rows(read_lines(path, encoding="latin-1"), path, "sentences")]
 
 
 def _read_sst(path: Path, n_classes: int) -> tuple[list[str], np.ndarray]:
     sentences, labels = [], []
-    for i, line in enumerate(strip_trailing_blank(read_lines(path)), start=1):
+    for i, line in enumerate(require_rows(strip_trailing_blank(read_lines(path)), path, "labelled sentences"), start=1):
         line = line.strip()
         if n_classes == 2:  # "<sentence>\t<label>"
             text, label = split_columns(line, path, i, 2)
@@ -75,7 +75,8 @@ def _read_sst(path: Path, n_classes: int) -> tuple[list[str], np.ndarray]:
 def _read_trec(path: Path) -> tuple[list[str], np.ndarray]:
     # SentEval: latin-1; "COARSE:fine question ..." -> label COARSE, text after the first space
     sentences, labels = [], []
-    for i, line in enumerate(strip_trailing_blank(read_lines(path, encoding="latin-1")), start=1):
+    for i, line in enumerate(require_rows(strip_trailing_blank(read_lines(path, encoding="latin-1")), path,
+                                          "labelled questions"), start=1):
         line = line.strip()
         if ":" not in line:
             raise DataFormatError(path, i, "expected 'COARSE:fine question'")

@@ -26,6 +26,44 @@ def load_payload(path: str | Path) -> dict:
         raise CapcseError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
 
 
+#: Where an evaluation report may record the inference length (tokens per sentence at encoding time).
+LENGTH_KEYS = ("inference_max_length", "max_seq_length", "max_length")
+
+
+def inference_length(payload: dict) -> int | None:
+    """The inference length a report records (top level or ``settings``), or None when it does not say."""
+    for where in (payload, payload.get("settings") or {}):
+        for key in LENGTH_KEYS:
+            if where.get(key) is not None:
+                return int(where[key])
+    return None
+
+
+def task_set(payload: dict) -> tuple[str, ...]:
+    return tuple(sorted(payload.get("results", {})))
+
+
+def mismatches(payloads: Mapping[str, dict]) -> tuple[list[str], list[str]]:
+    """(mismatches, notes) of runs compared side by side. A mismatch makes the comparison meaningless: a
+    different evaluation mode (test vs dev split), task set (so the averages are over different tasks),
+    text variant, or known inference length. A note: an inference length that a report does not record."""
+    problems, notes = [], []
+
+    def differ(what: str, values: dict) -> None:
+        if len(set(values.values())) > 1:
+            problems.append(f"{what} differ: " + "; ".join(f"{k} {v}" for k, v in values.items()))
+
+    differ("modes", {k: p.get("mode", "unknown") for k, p in payloads.items()})
+    differ("task sets", {k: f"{len(task_set(p))} task(s) ({', '.join(task_set(p))})" for k, p in payloads.items()})
+    differ("text variants", {k: p.get("variant", "unknown") for k, p in payloads.items()})
+    lengths = {k: inference_length(p) for k, p in payloads.items()}
+    differ("inference lengths", {k: f"{v} tokens" for k, v in lengths.items() if v is not None})
+    unknown = [k for k, v in lengths.items() if v is None]
+    if unknown:
+        notes.append(f"inference length not recorded for {', '.join(unknown)}")
+    return problems, notes
+
+
 def comparison_rows(payloads: Mapping[str, dict], columns=STS_COLUMNS, key="cosine_spearman", avg="sts"):
     present = [c for c in columns if any(c in p["results"] for p in payloads.values())]
     rows = []
@@ -45,7 +83,13 @@ def _delta(x, base) -> str:
 
 
 def compare_markdown(payloads: Mapping[str, dict]) -> str:
+    problems, notes = mismatches(payloads)
     out = []
+    if problems:
+        out += ["**NOT COMPARABLE** -- these runs were evaluated differently:", ""]
+        out += [f"- {p}" for p in problems] + [""]
+    if notes:
+        out += [f"Note: {n}." for n in notes] + [""]
     for title, cols, key, avg in (("STS (cosine Spearman x100)", STS_COLUMNS, "cosine_spearman", "sts"),
                                   ("Transfer (accuracy)", TRANSFER_COLUMNS, "accuracy", "transfer")):
         present, rows = comparison_rows(payloads, cols, key, avg)
@@ -92,19 +136,35 @@ def compare_plot(payloads: Mapping[str, dict], path: Path) -> Path | None:
     return path
 
 
-def compare_runs(runs: Mapping[str, str | Path], output_dir: str | Path) -> dict[str, Path]:
-    """``runs``: label -> results.json (or its folder). Writes comparison.{json,md,png} and compare.html."""
+def compare_runs(runs: Mapping[str, str | Path], output_dir: str | Path, *,
+                 allow_mismatch: bool = False) -> dict[str, Path]:
+    """``runs``: label -> results.json (or its folder). Writes comparison.{json,md,png} and report.html.
+
+    Runs evaluated differently (:func:`mismatches`: mode, task set, text variant, inference length) are
+    refused with a CapcseError naming the differences, or with ``allow_mismatch`` compared under a
+    "NOT COMPARABLE" banner (markdown, HTML) and a ``mismatches`` list in comparison.json."""
     if len(runs) < 2:
         raise CapcseError("compare needs at least two runs (label=path)")
     payloads = {label: load_payload(p) for label, p in runs.items()}
+    problems, notes = mismatches(payloads)
+    if problems and not allow_mismatch:
+        raise CapcseError("the runs were evaluated differently: " + "; ".join(problems)
+                          + " (compare anyway with --allow-mismatch)")
     out = Path(output_dir)
     md = compare_markdown(payloads)
     written = {"json": atomic_write_json(out / "comparison.json",
-                                         {label: {"model": p["model"], "averages": p.get("averages"),
-                                                  "source": str(runs[label])} for label, p in payloads.items()}),
+                                         {"runs": {label: {"model": p["model"], "averages": p.get("averages"),
+                                                           "mode": p.get("mode"), "tasks": list(task_set(p)),
+                                                           "inference_length": inference_length(p),
+                                                           "source": str(runs[label])}
+                                                   for label, p in payloads.items()},
+                                          "mismatches": problems, "notes": notes}),
                "markdown": atomic_write_text(out / "comparison.md", md + "\n")}
     png = compare_plot(payloads, out / "comparison.png")
     body = [f"<h1>capcse: {' vs '.join(html.escape(k) for k in payloads)}</h1>"]
+    if problems:
+        body.append("<p class='mismatch' style='color:#b00000'><b>NOT COMPARABLE</b> &mdash; "
+                    + "; ".join(html.escape(p) for p in problems) + "</p>")
     for label, p in payloads.items():
         body.append(f"<p><b>{html.escape(label)}</b>: <code>{html.escape(str(p['model']))}</code> "
                     f"(<a href='{html.escape(str(runs[label]))}'>{html.escape(str(runs[label]))}</a>)</p>")

@@ -6,7 +6,8 @@
   ``.csv``/``.tsv``/``.jsonl``/``.json`` with 1–3 text columns (SimCSE's ``nli_for_simcse.csv``:
   ``sent0, sent1, hard_neg``; a header line names the columns; TSV is unquoted, CSV uses standard
   quoting), any of them gzipped (``.gz``). A malformed row (wrong column count, empty text, bad JSON)
-  is a DataFormatError naming the file and its line;
+  is a DataFormatError naming the file and its line, and so is an empty file or one that is not valid
+  UTF-8 (checked in one streaming pass before ``datasets`` reads it);
 * a registry name: ``wiki1m`` (text), ``flickr30k-captions``/``flickr8k``/``coco-captions`` (the
   training-split captions as a text corpus);
 * ``hf:<name>[:<config>][:<split>]`` — any Hugging Face dataset (columns chosen with ``data.columns``).
@@ -18,6 +19,7 @@ import logging
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from capcse.data._text import check_text_file
 from capcse.errors import ConfigError, DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -30,9 +32,12 @@ FILE_SUFFIXES = (".txt", ".gz", ".csv", ".tsv", ".jsonl", ".json")
 def _text_dataset(path: Path):
     from datasets import load_dataset
 
+    check_text_file(path, what="training text")  # empty / undecodable: FILE:LINE, not a datasets traceback
     ds = load_dataset("text", data_files=str(path), split="train")
     before = len(ds)
     ds = ds.filter(lambda batch: [bool(t and t.strip()) for t in batch["text"]], batched=True)
+    if len(ds) == 0:
+        raise DataFormatError(path, None, f"no training text: all {before} line(s) are blank")
     if len(ds) < before:
         logger.warning("%s: skipped %d empty line(s) of %d", path, before - len(ds), before)
     return ds
@@ -108,6 +113,7 @@ def _tabular_dataset(path: Path, columns: Sequence[str] | None):
     from datasets import load_dataset
 
     kind = _tabular_kind(path)
+    check_text_file(path, what=f"{kind[1:]} rows")  # before datasets: pyarrow's JSON reader keeps bad bytes
     try:
         if kind in TABULAR:
             # TSV files (SNLI / MNLI / KorNLI style) are not quoted: a '"' is text, not a quote

@@ -5,6 +5,7 @@ as YAML, so ``--set train.learning_rate=1e-5 --set eval.final=[sts,transfer]`` w
 from __future__ import annotations
 
 import copy
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -179,9 +180,53 @@ def _coerce(value: Any, ftype: Any, where: str) -> Any:
     return value
 
 
+# (section, key) -> (check, what it must be). Checked when a recipe is built, so that ``--set
+# train.learning_rate=-1`` is a one-line ConfigError before any model or data is loaded.
+def _positive(v) -> bool:
+    return math.isfinite(v) and v > 0
+
+
+def _non_negative(v) -> bool:
+    return math.isfinite(v) and v >= 0
+
+
+RANGES: dict[tuple[str, str], tuple[Any, str]] = {
+    ("model", "max_length"): (lambda v: v >= 1, ">= 1"),
+    ("data", "limit"): (lambda v: v >= 1, ">= 1 (or null: all)"),
+    ("loss", "temperature"): (_positive, "> 0"),
+    ("loss", "hard_negative_weight"): (_non_negative, ">= 0"),
+    ("loss", "mlm_weight"): (_non_negative, ">= 0"),
+    ("loss", "mlm_probability"): (lambda v: 0 < v < 1, "in (0, 1)"),
+    ("loss", "mini_batch_size"): (lambda v: v >= 1, ">= 1 (or null: no GradCache)"),
+    ("train", "batch_size"): (lambda v: v >= 1, ">= 1"),
+    ("train", "learning_rate"): (_positive, "> 0"),
+    ("train", "epochs"): (_positive, "> 0"),
+    ("train", "max_steps"): (lambda v: v == -1 or v >= 1, "-1 (use epochs) or >= 1"),
+    ("train", "warmup_ratio"): (lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("train", "weight_decay"): (_non_negative, ">= 0"),
+    ("train", "gradient_accumulation_steps"): (lambda v: v >= 1, ">= 1"),
+    ("train", "logging_steps"): (lambda v: v >= 1, ">= 1"),
+    ("train", "save_steps"): (lambda v: v >= 1, ">= 1 (or null)"),
+    ("train", "save_total_limit"): (lambda v: v >= 1, ">= 1 (or null: keep all)"),
+    ("train", "dataloader_num_workers"): (lambda v: v >= 0, ">= 0"),
+    ("train", "torch_threads"): (lambda v: v >= 1, ">= 1 (or null)"),
+    ("eval", "steps"): (lambda v: v >= 1, ">= 1"),
+}
+
+
+def validate_recipe(recipe: Recipe, where: str = "recipe") -> Recipe:
+    """``recipe``, or a ConfigError naming the first value outside its range (:data:`RANGES`)."""
+    for (section, key), (ok, what) in RANGES.items():
+        value = getattr(getattr(recipe, section), key)
+        if value is not None and not ok(value):
+            raise ConfigError(f"{where}: {section}.{key} must be {what}, got {value!r}")
+    return recipe
+
+
 def load_recipe(name_or_path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = (), *,
                 kind: type = Recipe):
-    """Read a recipe file and apply ``key=value`` overrides; ``kind``: the recipe class (:data:`RECIPE_KINDS`)."""
+    """Read a recipe file and apply ``key=value`` overrides; ``kind``: the recipe class (:data:`RECIPE_KINDS`).
+    A training recipe (:class:`Recipe`) is checked against :data:`RANGES`."""
     path = find_recipe(name_or_path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -203,11 +248,13 @@ def load_recipe(name_or_path: str | os.PathLike, overrides: list[str] | tuple[st
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {'.'.join(keys)}: {key} is not a section")
         node[keys[-1]] = value
-    return _build(kind, data, str(path))
+    recipe = _build(kind, data, str(path))
+    return validate_recipe(recipe, str(path)) if kind is Recipe else recipe
 
 
 def recipe_from_dict(data: dict[str, Any], kind: type = Recipe):
-    return _build(kind, copy.deepcopy(data), "recipe")
+    recipe = _build(kind, copy.deepcopy(data), "recipe")
+    return validate_recipe(recipe) if kind is Recipe else recipe
 
 
 def dump_recipe(recipe: Recipe) -> str:

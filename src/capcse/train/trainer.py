@@ -196,7 +196,10 @@ def complete_checkpoints(output_dir: Path, required: tuple[str, ...] = ()) -> li
 
 
 def resolve_resume(recipe: Recipe, resume: bool | str | None, required: tuple[str, ...] = ()) -> str | None:
-    """``--resume``: True -> the newest complete ``checkpoint-*`` in the output dir; a path -> that one."""
+    """``--resume``: True -> the newest complete ``checkpoint-*`` in the output dir; a path (or a folder name
+    such as ``checkpoint-500``) -> that one, which must be a complete ``checkpoint-*`` folder of this run's
+    output dir: the Trainer unpickles its ``optimizer.pt``/``scheduler.pt``/``rng_state.pth``, so they are read
+    only from the run's own folder."""
     if not resume:
         return None
     if resume is True or resume == "latest":
@@ -204,9 +207,17 @@ def resolve_resume(recipe: Recipe, resume: bool | str | None, required: tuple[st
         if not done:
             raise ConfigError(f"--resume: no complete checkpoint-* folder in {recipe.output_dir}")
         return str(done[0])
-    if not Path(resume).is_dir():
-        raise ConfigError(f"--resume {resume}: not a checkpoint folder")
-    return str(resume)
+    path = Path(resume)
+    if not path.is_absolute() and not path.is_dir():
+        path = recipe.output_dir / path
+    own = recipe.output_dir.resolve()
+    if not path.is_dir() or path.resolve().parent != own or not path.name.startswith("checkpoint-"):
+        raise ConfigError(f"--resume {resume}: not a checkpoint-* folder of the run {recipe.output_dir} "
+                          "(the Trainer loads pickled optimizer/scheduler/RNG state only from the run's own folder)")
+    if path.resolve() not in [c.resolve() for c in complete_checkpoints(own, required)]:
+        raise ConfigError(f"--resume {resume}: incomplete checkpoint (no trainer_state.json"
+                          + (f" or {', '.join(required)}" if required else "") + ")")
+    return str(path)
 
 
 def objective_state(objective) -> dict[str, torch.Tensor]:
@@ -276,7 +287,7 @@ def run_training(recipe: Recipe, *, resume: bool | str | None = None, log=print)
     set_seed(recipe.train.seed)
     out = recipe.output_dir
     out.mkdir(parents=True, exist_ok=True)
-    if main:
+    if main and not (resume and (out / "recipe.yaml").is_file()):  # a resume keeps the run's record
         atomic_write_text(out / "recipe.yaml", dump_recipe(recipe))
 
     model = build_model(recipe)
