@@ -35,16 +35,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from capcse.losses.simcse import fp32
+
 
 def _diagonal_mask(n: int, m: int, device) -> torch.Tensor:
     """[n, m] bool, True at (i, i) for i < min(n, m)."""
     rows = torch.arange(n, device=device)[:, None]
     cols = torch.arange(m, device=device)[None, :]
     return rows == cols
-
-
-def _float(x: torch.Tensor) -> torch.Tensor:
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def mix_teacher_similarities(first: torch.Tensor, second: torch.Tensor | None = None,
@@ -73,7 +71,7 @@ class ListNetLoss(nn.Module):
         self.exclude_diagonal = exclude_diagonal
 
     def forward(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
-        s, t = _float(student_logits), _float(teacher_logits).detach()
+        s, t = fp32(student_logits), fp32(teacher_logits).detach()
         if s.shape != t.shape:
             raise ValueError(f"student {tuple(s.shape)} and teacher {tuple(t.shape)} differ")
         if self.exclude_diagonal:
@@ -115,7 +113,7 @@ class ListMLELoss(nn.Module):
         return torch.sort(t, dim=-1, descending=True, stable=True).indices
 
     def forward(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
-        s, t = _float(student_logits), _float(teacher_logits)
+        s, t = fp32(student_logits), fp32(teacher_logits)
         if s.shape != t.shape:
             raise ValueError(f"student {tuple(s.shape)} and teacher {tuple(t.shape)} differ")
         if self.exclude_diagonal:
@@ -155,7 +153,7 @@ class DistributionAlignmentLoss(nn.Module):
         self.target_temperature = float(target_temperature)
 
     def forward(self, student_sims: torch.Tensor, target_sims: torch.Tensor) -> torch.Tensor:
-        s, t = _float(student_sims), _float(target_sims).detach()
+        s, t = fp32(student_sims), fp32(target_sims).detach()
         if s.shape != t.shape:
             raise ValueError(f"student {tuple(s.shape)} and target {tuple(t.shape)} differ")
         log_p = F.log_softmax(s / self.student_temperature, dim=-1)
@@ -172,8 +170,8 @@ class RankingConsistencyLoss(nn.Module):
     ``M = (P + Q) / 2``. Computed in log space; zero exactly when the two rows agree."""
 
     def forward(self, logits_1: torch.Tensor, logits_2: torch.Tensor) -> torch.Tensor:
-        log_p = F.log_softmax(_float(logits_1), dim=-1)
-        log_q = F.log_softmax(_float(logits_2), dim=-1)
+        log_p = F.log_softmax(fp32(logits_1), dim=-1)
+        log_q = F.log_softmax(fp32(logits_2), dim=-1)
         log_m = torch.logsumexp(torch.stack([log_p, log_q]), dim=0) - math.log(2.0)
         kl_pm = (log_p.exp() * (log_p - log_m)).sum(dim=-1)
         kl_qm = (log_q.exp() * (log_q - log_m)).sum(dim=-1)
