@@ -53,6 +53,37 @@ def test_sampler_batches_are_homogeneous_and_cover_each_stream():
     assert list(sampler) != epoch0
 
 
+def test_sampler_streams_continue_across_epochs_as_mcse_inf_train_gen():
+    """MCSE creates its two inf_train_gen streams once: epoch e + 1 takes the next batches of each stream."""
+    from datasets import Dataset
+
+    ds = build_mixed_dataset(Dataset.from_dict({"text": SENTENCES}), CAPTIONS)
+    sampler = MixedModalityBatchSampler(ds, batch_size=4, drop_last=False, seed=3)
+    labels = np.array(ds["label"])
+    epochs = []
+    for e in range(3):
+        sampler.set_epoch(e)
+        epochs.append(list(sampler))
+    # T = 10 text, P = 2 pair batches, stride 5: each epoch takes 9 text and 3 pair batches (steps 0, 5, 10)
+    text = [[b for b in ep if labels[b[0]] >= 0] for ep in epochs]
+    pairs = [[b for b in ep if labels[b[0]] < 0] for ep in epochs]
+    assert [len(t) for t in text] == [9, 9, 9] and [len(p) for p in pairs] == [3, 3, 3]
+    # epoch 1 opens with the 10th batch of the first text pass: the 4 rows epoch 0 did not reach
+    seen0 = {i for b in text[0] for i in b}
+    assert set(text[1][0]) == set(range(40)) - seen0
+    # pairs: 2 batches per pass; epoch 0 took pass 0 and the first half of pass 1, epoch 1 begins with its second half
+    assert set(pairs[0][0]) | set(pairs[0][1]) == set(range(40, 48))
+    assert set(pairs[1][0]) == set(range(40, 48)) - set(pairs[0][2])
+    # the whole run is one stream: epochs 0-2 give 27 text batches = passes of 10 with every row once per pass
+    stream = [b for t in text for b in t]
+    for k in range(2):
+        assert sorted(i for b in stream[10 * k: 10 * (k + 1)] for i in b) == list(range(40))
+    # positions are computed from the epoch: a fresh sampler (a resumed run) gives the same batches
+    fresh = MixedModalityBatchSampler(ds, batch_size=4, drop_last=False, seed=3)
+    fresh.set_epoch(2)
+    assert list(fresh) == epochs[2]
+
+
 def test_config_defaults_and_errors():
     r = recipe_from_dict({"loss": {"name": "dalr"}, "multimodal": {"pairs": "x", "teachers": "all-MiniLM-L6-v2"}})
     cfg = MultimodalConfig.from_recipe(r)
@@ -330,3 +361,19 @@ def test_dalr_objective_kl_targets_mix_features_and_ranking_mixes_similarities(t
         torch.manual_seed(0)
         rank = 0.2 * ListMLELoss(form="reference")(student / 0.05, by_sims / 0.05)
         assert terms["ranking"].item() == pytest.approx(rank.item(), rel=1e-4), mode
+
+
+@pytest.mark.parametrize("name", ["mcse-flickr-bert-base", "dalr-flickr-bert-base", "dalr-coco-bert-base"])
+def test_recipes_follow_the_released_code(name, tmp_path):
+    """MCSE / DALR build transformers.AdamW with its default eps 1e-6; DALR's switches are the released ones."""
+    from capcse.train.recipe import load_recipe
+    from capcse.train.trainer import training_arguments
+
+    recipe = load_recipe(name, [f"train.output_dir={tmp_path}"])
+    assert recipe.train.adam_epsilon == 1e-6
+    assert training_arguments(recipe, evaluate=False).adam_epsilon == 1e-6
+    cfg = MultimodalConfig.from_recipe(recipe)
+    if name.startswith("dalr"):
+        assert (cfg.teacher_pooler, cfg.teacher_similarity, cfg.listmle, cfg.student_margin) == \
+            ("cls_before_pooler", "features", "reference", True)
+    assert recipe_from_dict({}).train.adam_epsilon == 1e-8         # other recipes: transformers' default

@@ -9,7 +9,7 @@ sentence-transformers Trainer needs:
   image–caption pair ``p``. :class:`MixedModalityBatchSampler` makes every batch homogeneous and
   interleaves them with MCSE's schedule (``train_mix.py``): an epoch has ``T + P`` steps (T text
   batches, P pair batches); step ``s`` takes a pair batch when ``s % (T // P) == 0``, else a text
-  batch; both streams cycle and reshuffle when exhausted.
+  batch; both streams cycle, reshuffle when exhausted and continue across epochs.
 * **image side** — a frozen vision encoder's features, computed once per (image, encoder) and read
   from a memory-mapped cache (:class:`capcse.data.image_features.ImageFeatureCache`); the vision
   model never runs inside the training loop.
@@ -215,8 +215,11 @@ class MixedModalityBatchSampler(DefaultBatchSampler):
     """Homogeneous batches (all text rows or all image-caption rows) in MCSE's interleaved order.
 
     Rows are told apart by the dataset's ``label`` column (see :func:`build_mixed_dataset`). Each
-    stream is shuffled with ``seed + epoch``; when a stream runs out inside an epoch it is reshuffled
-    and restarted (MCSE's ``inf_train_gen``).
+    stream is endless and continues across epochs, as MCSE's ``inf_train_gen`` generators do (they
+    are created once, before the epoch loop): pass ``k`` over a stream is a fresh shuffle seeded by
+    ``(seed, stream, k)``, and epoch ``e`` resumes each stream where epoch ``e - 1`` left it (the
+    schedule fixes how many batches of each kind an epoch takes, so the position is computed, not
+    stored: a resumed run gets the same batches).
 
     Multi-process (``torchrun`` / ``accelerate launch``): accelerate deals the sampler's batches out
     round-robin (process ``r`` takes batches ``r, r + W, ...``), and the objective gathers the ``W``
@@ -236,14 +239,19 @@ class MixedModalityBatchSampler(DefaultBatchSampler):
     def _n_batches(self, n: int) -> int:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def _stream(self, rows: np.ndarray, generator: torch.Generator) -> Iterator[list[int]]:
+    def _stream(self, rows: np.ndarray, stream: int, start: int) -> Iterator[list[int]]:
+        """The endless stream's batches from batch ``start`` on (pass ``k`` shuffled by ``(seed, stream, k)``)."""
+        n = self._n_batches(len(rows))
+        if n == 0:
+            return
+        k, b = divmod(start, n)
         while True:
+            generator = torch.Generator()
+            generator.manual_seed(int(np.random.SeedSequence([int(self.seed), stream, k]).generate_state(1)[0]))
             order = rows[torch.randperm(len(rows), generator=generator).numpy()]
-            n = self._n_batches(len(order))
-            if n == 0:
-                return
-            for b in range(n):
-                yield order[b * self.batch_size: (b + 1) * self.batch_size].tolist()
+            for i in range(b, n):
+                yield order[i * self.batch_size: (i + 1) * self.batch_size].tolist()
+            k, b = k + 1, 0
 
     def _slots(self) -> list[bool]:
         """The schedule over global steps (one slot = ``world_size`` batches of one kind)."""
@@ -252,10 +260,12 @@ class MixedModalityBatchSampler(DefaultBatchSampler):
         return mcse_schedule(max(1, t // w) if t else 0, max(1, p // w) if p else 0)
 
     def __iter__(self) -> Iterator[list[int]]:
-        generator = torch.Generator()
-        generator.manual_seed(int(self.seed) + int(getattr(self, "epoch", 0)))
-        texts, pairs = self._stream(self.text_rows, generator), self._stream(self.pair_rows, generator)
-        for is_pair in self._slots():
+        slots, epoch = self._slots(), int(getattr(self, "epoch", 0))
+        per_epoch_pairs = sum(slots) * self.world_size          # batches each stream gives per epoch
+        per_epoch_texts = (len(slots) - sum(slots)) * self.world_size
+        texts = self._stream(self.text_rows, 0, epoch * per_epoch_texts)
+        pairs = self._stream(self.pair_rows, 1, epoch * per_epoch_pairs)
+        for is_pair in slots:
             for _ in range(self.world_size):
                 yield next(pairs) if is_pair else next(texts)
 
