@@ -305,6 +305,12 @@ def test_teacher_pooler_sets_the_teachers_pooling_and_the_cache_identity(tiny_be
     assert torch.allclose(mean_bank.embeddings(texts)[0].float(), mean, atol=1e-5)
     # the on-disk cache is keyed by the pooling too: a pooler change never reads stale embeddings
     assert cls_bank.identity(0)["pooler"] == "cls_before_pooler" and mean_bank.identity(0)["pooler"] is None
+    # max_length truncates the teachers' input as the student's (DALR/RankCSE: the student's tokenisation)
+    short = TeacherBank([str(tiny_bert_path)], mode="batch", pooler="cls_before_pooler", max_length=4)
+    assert short.identity(0)["max_seq_length"] == 4
+    with torch.no_grad():
+        enc4 = tok(texts, padding=True, truncation=True, max_length=4, return_tensors="pt")
+        assert torch.allclose(short.embeddings(texts)[0].float(), bert(**enc4).last_hidden_state[:, 0], atol=1e-5)
     with pytest.raises(ConfigError, match="teacher_pooler"):
         MultimodalConfig.from_recipe(recipe_from_dict({"loss": {"name": "dalr"}, "multimodal": {
             "pairs": "x", "teachers": ["t"], "teacher_pooler": "max"}}))

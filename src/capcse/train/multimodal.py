@@ -287,10 +287,13 @@ class TeacherBank:
     frozen teachers encode each batch (no gradient). ``pooler`` (one of
     :data:`capcse.models.poolers.POOLERS`) sets the teachers' pooling; ``None`` keeps a
     sentence-transformers model's own and gives a plain transformers id ``avg``. DALR pools its SimCSE
-    and DiffCSE teachers with ``cls_before_pooler`` (``train_mix.py``, ``teachers.py``)."""
+    and DiffCSE teachers with ``cls_before_pooler`` (``train_mix.py``, ``teachers.py``). ``max_length``
+    truncates the teachers' input: DALR and RankCSE feed the teachers the student's tokenisation
+    (``max_seq_length`` 32), so :func:`prepare_multimodal` passes the student's ``model.max_length``."""
 
     def __init__(self, names: list[str], *, alpha: float = 0.33, mode: str = "precompute", cache_dir=None,
-                 batch_size: int = 128, device=None, encoders: list | None = None, pooler: str | None = None):
+                 batch_size: int = 128, device=None, encoders: list | None = None, pooler: str | None = None,
+                 max_length: int | None = None):
         from capcse.models.encoder import load_encoder
 
         self.names = list(names)
@@ -299,7 +302,8 @@ class TeacherBank:
         self.cache_dir = cache_dir
         self.pooler = pooler
         self.encoders = encoders if encoders is not None else [
-            load_encoder(n, pooler=pooler, device=device or "cpu", batch_size=batch_size) for n in self.names]
+            load_encoder(n, pooler=pooler, device=device or "cpu", batch_size=batch_size, max_length=max_length)
+            for n in self.names]
         for enc in self.encoders:
             enc.model.eval()
             for p in enc.model.parameters():
@@ -580,7 +584,7 @@ def prepare_multimodal(recipe, model, text_dataset, *, log=print, image_encoder=
     if cfg.needs_teacher():
         teacher = TeacherBank(cfg.teachers, alpha=cfg.alpha, mode=cfg.teacher_mode, cache_dir=cfg.feature_cache,
                               batch_size=cfg.teacher_batch_size, device=device, encoders=teacher_encoders,
-                              pooler=cfg.teacher_pooler)
+                              pooler=cfg.teacher_pooler, max_length=recipe.model.max_length)
         need = list(data.captions)
         if cfg.rank_on_text_batches and text_dataset is not None:
             need += list(text_dataset[text_dataset.column_names[0]])
