@@ -104,3 +104,17 @@ def test_soft_label_alignment_hand_computed_and_minimum():
     assert loss(text, images, tt, torch.eye(2, dtype=torch.float64)).item() == pytest.approx(kl_uniform / 2, rel=1e-12)
     with pytest.raises(ValueError):
         loss(text, images, None, None)
+
+
+def test_soft_label_alignment_margin_reduces_the_off_diagonal_angles():
+    """DALR computes S_TI with its text ArcSimilarity: negatives' angles shrink by the margin m."""
+    m = 0.3
+    loss = SoftLabelAlignmentLoss(student_temperature=1.0, target_temperature=1.0, margin=m)
+    eye = torch.eye(2, dtype=torch.float64)                 # S_TI = identity: negatives at pi/2
+    uniform = torch.zeros(2, 2, dtype=torch.float64)
+    # each row of S_TI becomes [1, cos(pi/2 - m)] = [1, sin m]; KL(uniform || softmax of that row)
+    p = math.exp(1) / (math.exp(1) + math.exp(math.sin(m)))
+    expected = 0.5 * math.log(0.5 / p) + 0.5 * math.log(0.5 / (1 - p))
+    assert loss(eye, eye, uniform, None).item() == pytest.approx(expected, rel=1e-12)
+    assert loss(eye, eye, None, uniform).item() == pytest.approx(expected, rel=1e-12)
+    assert SoftLabelAlignmentLoss(1.0, 1.0)(eye, eye, uniform, None).item() > expected   # no margin: farther from uniform

@@ -166,3 +166,23 @@ def test_rankcse_divergence_as_released_ignores_agreement():
     q = torch.tensor([[0.1, 0.2, 0.7]], dtype=torch.float64)
     assert released(p, p).item() == pytest.approx(released(p, q).item(), abs=1e-12)
     assert RankingConsistencyLoss()(p.log(), q.log()).item() > 0.1
+
+
+def test_listmle_reference_form_floors_the_tail_sums_at_1e_7():
+    """RankCSE/DALR's released ListMLE: log(cumsum(exp(s - max)) + 1e-7). Hand-computed on a 2-list."""
+    teacher = torch.tensor([[1.0, 0.0]], dtype=torch.float64)       # order: candidate 0, then 1
+    reference, exact = ListMLELoss(tie_break="stable", form="reference"), ListMLELoss(tie_break="stable")
+    for gap in (0.5, 3.0, 20.0):
+        student = torch.tensor([[0.0, -gap]], dtype=torch.float64)
+        # exact: -log P_PL = log(1 + e^-gap) (the last term, log e^s - s, is 0)
+        assert exact(student, teacher).item() == pytest.approx(math.log1p(math.exp(-gap)), rel=1e-12)
+        # reference: log(1 + e^-gap + 1e-7) + log(e^-gap + 1e-7) + gap
+        expected = math.log(1 + math.exp(-gap) + 1e-7) + math.log(math.exp(-gap) + 1e-7) + gap
+        assert reference(student, teacher).item() == pytest.approx(expected, rel=1e-12)
+    # a spread of 0.5 or 3 nats: the forms agree to ~1e-6; at 20 nats the floor adds ~3.9 nats
+    small = torch.tensor([[0.0, -3.0]], dtype=torch.float64)
+    assert abs(reference(small, teacher).item() - exact(small, teacher).item()) < 3e-6
+    big = torch.tensor([[0.0, -20.0]], dtype=torch.float64)
+    assert reference(big, teacher).item() - exact(big, teacher).item() == pytest.approx(3.90, abs=0.01)
+    with pytest.raises(ValueError, match="form"):
+        ListMLELoss(form="approx")

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from capcse.losses.simcse import cosine_logits, fp32
+
 
 class CLIPLoss(nn.Module):
     """``forward(image_embeds [N,D], text_embeds [N,D]) -> scalar``; pair i is (image i, text i).
@@ -37,7 +39,7 @@ class CLIPLoss(nn.Module):
     def logits(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor | None = None) -> torch.Tensor:
         s = self.logit_scale if logit_scale is None else logit_scale
         scale = s.clamp(max=math.log(self.max_scale)).exp()
-        return scale * F.normalize(image_embeds, dim=-1) @ F.normalize(text_embeds, dim=-1).T
+        return fp32(scale) * cosine_logits(image_embeds, text_embeds, 1.0)  # fp32 (see cosine_logits)
 
     def forward(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor | None = None) -> torch.Tensor:
         if image_embeds.shape != text_embeds.shape:

@@ -124,15 +124,20 @@ class SoftLabelAlignmentLoss(nn.Module):
     ``forward(text [N,P], images [N,P], text_targets [N,N], image_targets [N,N])``: ``S_TI`` are the
     caption–image cosines in the grounding space, ``text_targets`` the teacher's caption–caption
     cosines, ``image_targets`` the frozen image–image cosines. Either target may be ``None`` (that
-    direction is then left out)."""
+    direction is then left out). ``margin``: the off-diagonal angles of ``S_TI`` are reduced by it
+    (:func:`angular_margin_cosine`), as DALR computes ``S_TI`` with its text ``ArcSimilarity``
+    (``margin1``)."""
 
-    def __init__(self, student_temperature: float = 0.0225, target_temperature: float = 0.5):
+    def __init__(self, student_temperature: float = 0.0225, target_temperature: float = 0.5, margin: float = 0.0):
         super().__init__()
+        if not 0 <= margin < torch.pi:
+            raise ValueError(f"margin must be in [0, pi), got {margin}")
         self.kl = DistributionAlignmentLoss(student_temperature, target_temperature)
+        self.margin = float(margin)
 
     def forward(self, text: torch.Tensor, images: torch.Tensor, text_targets: torch.Tensor | None,
                 image_targets: torch.Tensor | None) -> torch.Tensor:
-        sims = cosine_matrix(text, images)  # [N captions, N images]
+        sims = angular_margin_cosine(cosine_matrix(text, images), self.margin)  # [N captions, N images]
         terms = []
         if text_targets is not None:
             terms.append(self.kl(sims, text_targets))

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from capcse.losses.simcse import cosine_logits
+from capcse.losses.simcse import cosine_logits, fp32
 
 
 def same_item_mask(ids: Sequence | torch.Tensor, device=None) -> torch.Tensor:
@@ -40,8 +40,7 @@ def same_item_mask(ids: Sequence | torch.Tensor, device=None) -> torch.Tensor:
 def masked_cross_entropy(logits: torch.Tensor, ignore: torch.Tensor | None = None) -> torch.Tensor:
     """Cross entropy with target ``i`` for row ``i``; entries flagged in ``ignore`` leave the
     denominator (the diagonal, the positive, is never removed)."""
-    if logits.dtype in (torch.float16, torch.bfloat16):
-        logits = logits.float()
+    logits = fp32(logits)
     n = logits.size(0)
     if ignore is not None:
         if ignore.shape != logits.shape:

@@ -17,6 +17,10 @@ student first, teacher second, and averages over the N rows.
 * :class:`ListMLELoss` — RankCSE §3.3, ListMLE (Xia et al., 2008): the negative log Plackett–Luce
   probability of the teacher's ordering ``pi_i`` (row i sorted by teacher score, descending) under
   the student's scores: ``L = -1/N sum_i sum_{k=1..M} [ s_{i,pi_i(k)} - log sum_{l>=k} exp s_{i,pi_i(l)} ]``.
+  ``form='reference'`` computes the tail sums as RankCSE's and DALR's released ``ListMLE`` does,
+  ``log(cumsum(exp(s - max_i)) + 1e-7)``; ``form='exact'`` with an exact reversed log-cumsum-exp. They
+  agree while the tail sums stay well above 1e-7, i.e. while a row's logits span less than ~16 nats
+  (``-log 1e-7``); below that the 1e-7 floor caps each tail term (see docs/multimodal.md).
 * :func:`mix_teacher_similarities` — RankCSE §3.3 / DALR: ``S_T = alpha S_T1 + (1 - alpha) S_T2``.
 * :class:`DistributionAlignmentLoss` — DALR's global (intra-modal) alignment and soft-label
   alignment: ``KL( softmax(T / tau_t) || softmax(S / tau_s) )`` per row, averaged over rows.
@@ -35,16 +39,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from capcse.losses.simcse import fp32
+
 
 def _diagonal_mask(n: int, m: int, device) -> torch.Tensor:
     """[n, m] bool, True at (i, i) for i < min(n, m)."""
     rows = torch.arange(n, device=device)[:, None]
     cols = torch.arange(m, device=device)[None, :]
     return rows == cols
-
-
-def _float(x: torch.Tensor) -> torch.Tensor:
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def mix_teacher_similarities(first: torch.Tensor, second: torch.Tensor | None = None,
@@ -73,7 +75,7 @@ class ListNetLoss(nn.Module):
         self.exclude_diagonal = exclude_diagonal
 
     def forward(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
-        s, t = _float(student_logits), _float(teacher_logits).detach()
+        s, t = fp32(student_logits), fp32(teacher_logits).detach()
         if s.shape != t.shape:
             raise ValueError(f"student {tuple(s.shape)} and teacher {tuple(t.shape)} differ")
         if self.exclude_diagonal:
@@ -96,14 +98,26 @@ class ListMLELoss(nn.Module):
     Ties in the teacher's scores are broken at random (``tie_break='random'``, as RankCSE shuffles the
     list before sorting) or by candidate index (``'stable'``, deterministic). RankCSE keeps the
     diagonal in the list (the positive, ranked first by any sane teacher); ``exclude_diagonal`` drops it.
+
+    ``form``: ``'exact'`` — ``log sum_{l>=k} exp s_l`` as an exact reversed log-cumsum-exp;
+    ``'reference'`` — RankCSE's / DALR's released formula: with ``s' = s - max_l s_l`` (row max),
+    ``log( sum_{l>=k} exp s'_l + 1e-7 ) - s'_k``. The 1e-7 floor makes each tail term at most
+    ``-log 1e-7 - s'_k`` (~16.1 + s'_k), so the two forms part once a row's logits span more than ~16
+    nats (at tau = 0.05 a cosine spread of ~0.8).
     """
 
-    def __init__(self, exclude_diagonal: bool = False, tie_break: str = "random"):
+    FORMS = ("reference", "exact")
+    REFERENCE_EPS = 1e-7   # RankCSE models.py ListMLE.eps
+
+    def __init__(self, exclude_diagonal: bool = False, tie_break: str = "random", form: str = "exact"):
         super().__init__()
         if tie_break not in ("random", "stable"):
             raise ValueError(f"tie_break must be 'random' or 'stable', got {tie_break!r}")
+        if form not in self.FORMS:
+            raise ValueError(f"form must be 'reference' or 'exact', got {form!r}")
         self.exclude_diagonal = exclude_diagonal
         self.tie_break = tie_break
+        self.form = form
 
     def teacher_order(self, teacher_logits: torch.Tensor) -> torch.Tensor:
         """Candidate indices of each row sorted by teacher score, highest first."""
@@ -115,7 +129,7 @@ class ListMLELoss(nn.Module):
         return torch.sort(t, dim=-1, descending=True, stable=True).indices
 
     def forward(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
-        s, t = _float(student_logits), _float(teacher_logits)
+        s, t = fp32(student_logits), fp32(teacher_logits)
         if s.shape != t.shape:
             raise ValueError(f"student {tuple(s.shape)} and teacher {tuple(t.shape)} differ")
         if self.exclude_diagonal:
@@ -127,12 +141,17 @@ class ListMLELoss(nn.Module):
             t = t[keep].view(n, m - 1)
         order = self.teacher_order(t)
         ranked = s.gather(1, order)  # student scores in the teacher's order
-        # log sum_{l >= k} exp(ranked_l): a reversed cumulative logsumexp
-        tail = torch.logcumsumexp(ranked.flip(-1), dim=-1).flip(-1)
+        if self.form == "exact":
+            # log sum_{l >= k} exp(ranked_l): a reversed cumulative logsumexp
+            tail = torch.logcumsumexp(ranked.flip(-1), dim=-1).flip(-1)
+        else:
+            # the released formula: shift by the row max, floor the tail sums at 1e-7
+            ranked = ranked - ranked.max(dim=-1, keepdim=True).values
+            tail = torch.log(torch.cumsum(ranked.exp().flip(-1), dim=-1).flip(-1) + self.REFERENCE_EPS)
         return (tail - ranked).sum(dim=-1).mean()
 
     def extra_repr(self) -> str:
-        return f"exclude_diagonal={self.exclude_diagonal}, tie_break={self.tie_break!r}"
+        return f"exclude_diagonal={self.exclude_diagonal}, tie_break={self.tie_break!r}, form={self.form!r}"
 
 
 class DistributionAlignmentLoss(nn.Module):
@@ -155,7 +174,7 @@ class DistributionAlignmentLoss(nn.Module):
         self.target_temperature = float(target_temperature)
 
     def forward(self, student_sims: torch.Tensor, target_sims: torch.Tensor) -> torch.Tensor:
-        s, t = _float(student_sims), _float(target_sims).detach()
+        s, t = fp32(student_sims), fp32(target_sims).detach()
         if s.shape != t.shape:
             raise ValueError(f"student {tuple(s.shape)} and target {tuple(t.shape)} differ")
         log_p = F.log_softmax(s / self.student_temperature, dim=-1)
@@ -172,8 +191,8 @@ class RankingConsistencyLoss(nn.Module):
     ``M = (P + Q) / 2``. Computed in log space; zero exactly when the two rows agree."""
 
     def forward(self, logits_1: torch.Tensor, logits_2: torch.Tensor) -> torch.Tensor:
-        log_p = F.log_softmax(_float(logits_1), dim=-1)
-        log_q = F.log_softmax(_float(logits_2), dim=-1)
+        log_p = F.log_softmax(fp32(logits_1), dim=-1)
+        log_q = F.log_softmax(fp32(logits_2), dim=-1)
         log_m = torch.logsumexp(torch.stack([log_p, log_q]), dim=0) - math.log(2.0)
         kl_pm = (log_p.exp() * (log_p - log_m)).sum(dim=-1)
         kl_qm = (log_q.exp() * (log_q - log_m)).sum(dim=-1)

@@ -21,9 +21,20 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def fp32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in fp32 when it is fp16/bf16 (fp32 and fp64 inputs are left as they are)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def cosine_logits(anchors: torch.Tensor, candidates: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``cos(a_i, c_j) / tau`` for every anchor i and candidate j: shape [N, M]."""
-    return F.normalize(anchors, dim=-1) @ F.normalize(candidates, dim=-1).T / temperature
+    """``cos(a_i, c_j) / tau`` for every anchor i and candidate j: shape [N, M], always in fp32 (or fp64).
+
+    The embeddings are cast up and autocast is switched off for the normalisation and the product, as
+    SimCSE's ``nn.CosineSimilarity`` runs in fp32 under CUDA autocast: a bf16 product would round each
+    cosine to ~3 significant digits and the ``1 / tau`` (20 at tau = 0.05) would magnify that error.
+    Every capcse loss computes its similarity matrices through this function."""
+    with torch.autocast(device_type=anchors.device.type, enabled=False):
+        return F.normalize(fp32(anchors), dim=-1) @ F.normalize(fp32(candidates), dim=-1).T / temperature
 
 
 class SimCSELoss(nn.Module):
@@ -60,9 +71,7 @@ class SimCSELoss(nn.Module):
                 offset: int = 0, reduction: str = "mean") -> torch.Tensor:
         logits = self.logits(anchors, positives, negatives, offset)
         targets = torch.arange(offset, offset + anchors.size(0), device=anchors.device)
-        if logits.dtype in (torch.float16, torch.bfloat16):  # softmax in fp32 under autocast
-            logits = logits.float()
-        return F.cross_entropy(logits, targets, reduction=reduction)
+        return F.cross_entropy(fp32(logits), targets, reduction=reduction)
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}, hard_negative_weight={self.hard_negative_weight}"

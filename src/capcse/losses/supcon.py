@@ -14,8 +14,9 @@ positive pair gives a zero loss that still carries a graph.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from capcse.losses.simcse import cosine_logits
 
 
 class SupConLoss(nn.Module):
@@ -30,10 +31,9 @@ class SupConLoss(nn.Module):
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if embeddings.dim() != 2 or labels.shape != embeddings.shape[:1]:
             raise ValueError(f"need embeddings [N, D] and labels [N], got {tuple(embeddings.shape)} and {tuple(labels.shape)}")
-        z = F.normalize(embeddings, dim=-1)
-        logits = z @ z.T / self.temperature
-        n = z.size(0)
-        self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
+        logits = cosine_logits(embeddings, embeddings, self.temperature)  # z_i . z_j / tau in fp32
+        n = logits.size(0)
+        self_mask = torch.eye(n, dtype=torch.bool, device=logits.device)
         # log of exp(z_i.z_p/tau) / sum_{a != i} exp(z_i.z_a/tau): the anchor itself leaves A(i)
         log_prob = logits - torch.logsumexp(logits.masked_fill(self_mask, float("-inf")), dim=1, keepdim=True)
         positives = (labels.unsqueeze(0) == labels.unsqueeze(1)) & ~self_mask

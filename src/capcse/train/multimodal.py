@@ -9,7 +9,7 @@ sentence-transformers Trainer needs:
   image–caption pair ``p``. :class:`MixedModalityBatchSampler` makes every batch homogeneous and
   interleaves them with MCSE's schedule (``train_mix.py``): an epoch has ``T + P`` steps (T text
   batches, P pair batches); step ``s`` takes a pair batch when ``s % (T // P) == 0``, else a text
-  batch; both streams cycle and reshuffle when exhausted.
+  batch; both streams cycle, reshuffle when exhausted and continue across epochs.
 * **image side** — a frozen vision encoder's features, computed once per (image, encoder) and read
   from a memory-mapped cache (:class:`capcse.data.image_features.ImageFeatureCache`); the vision
   model never runs inside the training loop.
@@ -49,10 +49,12 @@ from sentence_transformers.base.sampler import DefaultBatchSampler
 from torch import nn
 
 from capcse.errors import ConfigError
-from capcse.losses.dalr import AngularMarginInfoNCE, SoftLabelAlignmentLoss, cosine_matrix, false_negative_mask
+from capcse.losses.dalr import (AngularMarginInfoNCE, SoftLabelAlignmentLoss, angular_margin_cosine, cosine_matrix,
+                                false_negative_mask)
 from capcse.losses.grounding import MCSEGroundingLoss
 from capcse.losses.ranking import (DistributionAlignmentLoss, ListMLELoss, ListNetLoss, RankingConsistencyLoss,
                                    mix_teacher_similarities)
+from capcse.models.poolers import POOLERS
 from capcse.train.batching import arrow_table
 from capcse.train.objective import (average_gradients_across_processes, concat_features, distributed_world,
                                     gather_labels, gather_rows)
@@ -71,6 +73,7 @@ DEFAULT_WEIGHTS = {
              "consistency": 0.0},
 }
 DEFAULT_MARGINS = {"mcse": {"text": 0.0, "cross": 0.0}, "dalr": {"text": 0.18, "cross": 0.18}}
+TEACHER_SIMILARITIES = ("features", "similarities")
 
 
 @dataclass
@@ -95,7 +98,11 @@ class MultimodalConfig:
     teacher_temperature: float = 0.05        # tau_2: teacher logits = cos / tau_2
     teacher_mode: str = "precompute"         # precompute (cached on disk) | batch
     teacher_batch_size: int = 128
+    teacher_pooler: str | None = None        # teachers' pooling; null = the model's own (a plain HF id: avg)
+    teacher_similarity: str = "features"     # KL targets from mixed teacher features (DALR) | similarities
     ranking: str = "listmle"                 # listmle | listnet
+    listmle: str = "reference"               # reference (RankCSE/DALR: cumsum + 1e-7) | exact
+    student_margin: bool = True              # DALR: margins.text also on the distillation students
     rank_on_text_batches: bool = False       # DALR: teacher terms on image-caption batches only
     soft_label_temperatures: dict[str, float] = field(default_factory=dict)  # student, target
 
@@ -142,6 +149,14 @@ class MultimodalConfig:
             raise ConfigError("multimodal.pairs: give the image-caption data (a file, folder or caption set name)")
         if self.ranking not in ("listmle", "listnet"):
             raise ConfigError(f"multimodal.ranking must be listmle or listnet, got {self.ranking!r}")
+        if self.listmle not in ListMLELoss.FORMS:
+            raise ConfigError(f"multimodal.listmle must be reference or exact, got {self.listmle!r}")
+        if self.teacher_similarity not in TEACHER_SIMILARITIES:
+            raise ConfigError(f"multimodal.teacher_similarity must be features or similarities, "
+                              f"got {self.teacher_similarity!r}")
+        if self.teacher_pooler is not None and self.teacher_pooler not in POOLERS:
+            raise ConfigError(f"multimodal.teacher_pooler must be one of {', '.join(POOLERS)} or null, "
+                              f"got {self.teacher_pooler!r}")
         if self.teacher_mode not in ("precompute", "batch"):
             raise ConfigError(f"multimodal.teacher_mode must be precompute or batch, got {self.teacher_mode!r}")
         if len(self.teachers) > 2:
@@ -200,8 +215,11 @@ class MixedModalityBatchSampler(DefaultBatchSampler):
     """Homogeneous batches (all text rows or all image-caption rows) in MCSE's interleaved order.
 
     Rows are told apart by the dataset's ``label`` column (see :func:`build_mixed_dataset`). Each
-    stream is shuffled with ``seed + epoch``; when a stream runs out inside an epoch it is reshuffled
-    and restarted (MCSE's ``inf_train_gen``).
+    stream is endless and continues across epochs, as MCSE's ``inf_train_gen`` generators do (they
+    are created once, before the epoch loop): pass ``k`` over a stream is a fresh shuffle seeded by
+    ``(seed, stream, k)``, and epoch ``e`` resumes each stream where epoch ``e - 1`` left it (the
+    schedule fixes how many batches of each kind an epoch takes, so the position is computed, not
+    stored: a resumed run gets the same batches).
 
     Multi-process (``torchrun`` / ``accelerate launch``): accelerate deals the sampler's batches out
     round-robin (process ``r`` takes batches ``r, r + W, ...``), and the objective gathers the ``W``
@@ -221,14 +239,19 @@ class MixedModalityBatchSampler(DefaultBatchSampler):
     def _n_batches(self, n: int) -> int:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def _stream(self, rows: np.ndarray, generator: torch.Generator) -> Iterator[list[int]]:
+    def _stream(self, rows: np.ndarray, stream: int, start: int) -> Iterator[list[int]]:
+        """The endless stream's batches from batch ``start`` on (pass ``k`` shuffled by ``(seed, stream, k)``)."""
+        n = self._n_batches(len(rows))
+        if n == 0:
+            return
+        k, b = divmod(start, n)
         while True:
+            generator = torch.Generator()
+            generator.manual_seed(int(np.random.SeedSequence([int(self.seed), stream, k]).generate_state(1)[0]))
             order = rows[torch.randperm(len(rows), generator=generator).numpy()]
-            n = self._n_batches(len(order))
-            if n == 0:
-                return
-            for b in range(n):
-                yield order[b * self.batch_size: (b + 1) * self.batch_size].tolist()
+            for i in range(b, n):
+                yield order[i * self.batch_size: (i + 1) * self.batch_size].tolist()
+            k, b = k + 1, 0
 
     def _slots(self) -> list[bool]:
         """The schedule over global steps (one slot = ``world_size`` batches of one kind)."""
@@ -237,10 +260,12 @@ class MixedModalityBatchSampler(DefaultBatchSampler):
         return mcse_schedule(max(1, t // w) if t else 0, max(1, p // w) if p else 0)
 
     def __iter__(self) -> Iterator[list[int]]:
-        generator = torch.Generator()
-        generator.manual_seed(int(self.seed) + int(getattr(self, "epoch", 0)))
-        texts, pairs = self._stream(self.text_rows, generator), self._stream(self.pair_rows, generator)
-        for is_pair in self._slots():
+        slots, epoch = self._slots(), int(getattr(self, "epoch", 0))
+        per_epoch_pairs = sum(slots) * self.world_size          # batches each stream gives per epoch
+        per_epoch_texts = (len(slots) - sum(slots)) * self.world_size
+        texts = self._stream(self.text_rows, 0, epoch * per_epoch_texts)
+        pairs = self._stream(self.pair_rows, 1, epoch * per_epoch_pairs)
+        for is_pair in slots:
             for _ in range(self.world_size):
                 yield next(pairs) if is_pair else next(texts)
 
@@ -259,18 +284,26 @@ class TeacherBank:
     ``mode='precompute'``: :meth:`prepare` embeds the given sentences once per teacher and caches the
     embeddings in a :class:`capcse.data.image_features.FeatureStore` (keyed by sentence text and the
     teacher's identity: name, weights hash, pooling); batches then read rows. ``mode='batch'``: the
-    frozen teachers encode each batch (no gradient)."""
+    frozen teachers encode each batch (no gradient). ``pooler`` (one of
+    :data:`capcse.models.poolers.POOLERS`) sets the teachers' pooling; ``None`` keeps a
+    sentence-transformers model's own and gives a plain transformers id ``avg``. DALR pools its SimCSE
+    and DiffCSE teachers with ``cls_before_pooler`` (``train_mix.py``, ``teachers.py``). ``max_length``
+    truncates the teachers' input: DALR and RankCSE feed the teachers the student's tokenisation
+    (``max_seq_length`` 32), so :func:`prepare_multimodal` passes the student's ``model.max_length``."""
 
     def __init__(self, names: list[str], *, alpha: float = 0.33, mode: str = "precompute", cache_dir=None,
-                 batch_size: int = 128, device=None, encoders: list | None = None):
+                 batch_size: int = 128, device=None, encoders: list | None = None, pooler: str | None = None,
+                 max_length: int | None = None):
         from capcse.models.encoder import load_encoder
 
         self.names = list(names)
         self.alpha = float(alpha)
         self.mode = mode
         self.cache_dir = cache_dir
+        self.pooler = pooler
         self.encoders = encoders if encoders is not None else [
-            load_encoder(n, device=device or "cpu", batch_size=batch_size) for n in self.names]
+            load_encoder(n, pooler=pooler, device=device or "cpu", batch_size=batch_size, max_length=max_length)
+            for n in self.names]
         for enc in self.encoders:
             enc.model.eval()
             for p in enc.model.parameters():
@@ -283,7 +316,7 @@ class TeacherBank:
         enc = self.encoders[i]
         return {"name": self.names[i] if i < len(self.names) else enc.name, "kind": "sentence-teacher",
                 "weights_sha256": state_dict_sha256(enc.model), "max_seq_length": enc.max_seq_length,
-                "modules": [type(m).__name__ for m in enc.model]}
+                "modules": [type(m).__name__ for m in enc.model], "pooler": getattr(enc, "pooler", None)}
 
     def prepare(self, texts: Iterable[str]) -> None:
         """Embed ``texts`` with every teacher (precompute mode), reusing the on-disk cache."""
@@ -313,10 +346,22 @@ class TeacherBank:
         return [enc.encode(texts, convert_to_tensor=True) for enc in self.encoders]
 
     @torch.no_grad()
-    def similarities(self, texts: list[str], device=None) -> torch.Tensor:
-        """Mixed teacher cosine matrix [n, n] for ``texts`` (``alpha`` weights the first teacher)."""
-        sims = [cosine_matrix(e.float(), e.float()) for e in self.embeddings(texts)]
-        mixed = mix_teacher_similarities(sims[0], sims[1] if len(sims) > 1 else None, self.alpha)
+    def similarities(self, texts: list[str], device=None, mix: str = "similarities") -> torch.Tensor:
+        """Mixed teacher cosine matrix [n, n] for ``texts`` (``alpha`` weights the first teacher).
+
+        ``mix='similarities'``: ``alpha cos(T1) + (1 - alpha) cos(T2)`` (RankCSE, DALR's ranking target);
+        ``'features'``: ``cos`` of the mixed embeddings ``alpha z_T1 + (1 - alpha) z_T2`` (DALR's
+        soft-label and global-alignment target; the two teachers must have one width)."""
+        embs = [e.float() for e in self.embeddings(texts)]
+        if mix == "features" and len(embs) > 1:
+            if embs[0].shape != embs[1].shape:
+                raise ConfigError(f"multimodal.teacher_similarity: features mixes the teachers' embeddings, which "
+                                  f"needs one width ({embs[0].shape[1]} vs {embs[1].shape[1]}); use similarities")
+            mixed_emb = mix_teacher_similarities(embs[0], embs[1], self.alpha)
+            mixed = cosine_matrix(mixed_emb, mixed_emb)
+        else:
+            sims = [cosine_matrix(e, e) for e in embs]
+            mixed = mix_teacher_similarities(sims[0], sims[1] if len(sims) > 1 else None, self.alpha)
         return mixed.to(device) if device is not None else mixed
 
 
@@ -350,9 +395,11 @@ class MultimodalObjective(nn.Module):
         else:
             self.grounding_loss = AngularMarginInfoNCE(cfg.temperature_vl, cfg.margins["cross"])
         st = cfg.soft_label_temperatures
-        self.soft_label_loss = SoftLabelAlignmentLoss(st["student"], st["target"])
+        # DALR's students of the distillation terms carry the text margin (ArcSimilarity(temp, margin1))
+        self.student_margin = cfg.margins["text"] if cfg.student_margin else 0.0
+        self.soft_label_loss = SoftLabelAlignmentLoss(st["student"], st["target"], margin=self.student_margin)
         self.global_loss = DistributionAlignmentLoss(st["student"], st["target"])
-        self.rank_loss = ListMLELoss() if cfg.ranking == "listmle" else ListNetLoss()
+        self.rank_loss = ListMLELoss(form=cfg.listmle) if cfg.ranking == "listmle" else ListNetLoss()
         self.consistency_loss = RankingConsistencyLoss()
         self.steps = {"text": 0, "pairs": 0}
         self.gather_across_devices = bool(gather_across_devices)
@@ -410,14 +457,18 @@ class MultimodalObjective(nn.Module):
             s12 = cosine_matrix(z1, z2) / self.temperature
             terms["consistency"] = w["consistency"] * self.consistency_loss(s12, s12.T)
 
-        teacher_sims = None
+        teacher_sims = teacher_targets = None   # ranking target (mixed similarities), KL targets
         wants_teacher = pair_batch or self.cfg.rank_on_text_batches
         if self.teacher is not None and wants_teacher:
-            teacher_sims = self.teacher.similarities(self.texts(labels.tolist()), device=device)
+            texts = self.texts(labels.tolist())
+            teacher_sims = self.teacher.similarities(texts, device=device)
+            teacher_targets = teacher_sims
+            if self.cfg.teacher_similarity == "features" and len(self.teacher.encoders) > 1:
+                teacher_targets = self.teacher.similarities(texts, device=device, mix="features")
         if teacher_sims is not None:
-            student = cosine_matrix(z1, z2)
+            student = angular_margin_cosine(cosine_matrix(z1, z2), self.student_margin)
             if w["global_alignment"] > 0:
-                terms["global_alignment"] = w["global_alignment"] * self.global_loss(student, teacher_sims)
+                terms["global_alignment"] = w["global_alignment"] * self.global_loss(student, teacher_targets)
             if w["ranking"] > 0:
                 terms["ranking"] = w["ranking"] * self.rank_loss(student / self.temperature,
                                                                   teacher_sims / self.cfg.teacher_temperature)
@@ -444,7 +495,7 @@ class MultimodalObjective(nn.Module):
                 terms["grounding"] = w["grounding"] * self.grounding_loss(views, images, soft_labels=image_sims,
                                                                           ignore=ignore)
         if w["soft_label"] > 0 and teacher_sims is not None:
-            terms["soft_label"] = w["soft_label"] * self.soft_label_loss(g1, images, teacher_sims, image_sims)
+            terms["soft_label"] = w["soft_label"] * self.soft_label_loss(g1, images, teacher_targets, image_sims)
         return terms
 
     def get_config_dict(self) -> dict[str, Any]:
@@ -532,7 +583,8 @@ def prepare_multimodal(recipe, model, text_dataset, *, log=print, image_encoder=
     teacher = None
     if cfg.needs_teacher():
         teacher = TeacherBank(cfg.teachers, alpha=cfg.alpha, mode=cfg.teacher_mode, cache_dir=cfg.feature_cache,
-                              batch_size=cfg.teacher_batch_size, device=device, encoders=teacher_encoders)
+                              batch_size=cfg.teacher_batch_size, device=device, encoders=teacher_encoders,
+                              pooler=cfg.teacher_pooler, max_length=recipe.model.max_length)
         need = list(data.captions)
         if cfg.rank_on_text_batches and text_dataset is not None:
             need += list(text_dataset[text_dataset.column_names[0]])

@@ -56,6 +56,7 @@ class TrainSection:
     warmup_ratio: float = 0.0
     lr_scheduler: str = "linear"
     weight_decay: float = 0.0
+    adam_epsilon: float = 1e-8          # AdamW eps (transformers' default; MCSE / DALR use 1e-6)
     optim: str = "adamw_torch_fused"    # the Trainer's optimizer name; AdamW as SimCSE, fused kernel
     seed: int = 42
     precision: str = "fp32"             # fp32 | bf16 | fp16 (autocast)
