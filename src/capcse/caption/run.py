@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from capcse.caption.generate import Captioner, DecodingConfig, batch_seed, decoding_to_dict
+from capcse.caption.generate import Captioner, DecodingConfig, batch_seed, check_model_name, decoding_to_dict
 from capcse.data.images import (IMAGE_EXTENSIONS, ImageItem, ImagePart, ImageSource, chunk_owner, make_loader,
                                 open_image_source)
 from capcse.errors import CapcseError
@@ -218,6 +218,8 @@ def caption_images(settings: RunSettings, out: str | os.PathLike, shard: tuple[i
     if settings.batch_size < 1 or settings.chunk_size < 1 or settings.chunk_size % settings.batch_size:
         raise CapcseError(f"--chunk-size ({settings.chunk_size}) must be a positive multiple of "
                           f"--batch-size ({settings.batch_size})")
+    if captioner is None:
+        check_model_name(settings.model)
     out = Path(out)
     (out / CHUNK_DIR).mkdir(parents=True, exist_ok=True)
     _check_or_write_run_file(out, settings)
