@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,15 @@ def test_identity_of_a_file_is_key_size_and_mtime(tmp_path):
     assert item_identity(ImageItem(key="x.jpg", path=str(f), file=str(f))) == ["x.jpg", 5, 2_000_000_000]
     assert item_identity(ImageItem(key="k", path="t/k.jpg", file="t.tar", data_offset=512, size=9)) == ["k", 9, 512]
     assert item_identity(ImageItem(key="gone", path="gone", file=str(tmp_path / "gone"))) == ["gone", None, None]
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_caption_progress_is_a_bar_with_total_on_a_terminal_and_silent_in_logs(
+        tmp_path, seven_images, tiny_blip, blip_captioner, monkeypatch, capsys, tty):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)  # capsys's stream, told it is (not) a terminal
+    caption_images(_settings(seven_images, tiny_blip), tmp_path / "out", captioner=blip_captioner, num_workers=0)
+    err = capsys.readouterr().err
+    if tty:   # tqdm: "caption: 100%|...| 7/7 [00:01<00:00, 5.1img/s, chunks=2, skipped=0]"
+        assert "caption" in err and "7/7" in err and "img/s" in err and "chunks=2" in err
+    else:
+        assert err == ""
