@@ -93,7 +93,8 @@ def _report(runs, tmp_path, monkeypatch) -> Path:
 def test_compare_report_has_tables_settings_and_working_links(runs, tmp_path, monkeypatch):
     out = _report(runs, tmp_path, monkeypatch)
     page = _Page()
-    page.feed((out / "report.html").read_text())
+    page_text = (out / "report.html").read_text()
+    page.feed(page_text)
     assert "pre" not in page.tags and page.tags.count("table") == 3  # settings, STS, alignment/uniformity
     cells = page.cells
     # the STS table: a row per run, every task, the difference to the first run
@@ -108,6 +109,7 @@ def test_compare_report_has_tables_settings_and_working_links(runs, tmp_path, mo
     assert row["evaluation seed"] == ["1111", "1111"]
     assert row["training data"][1] == "flickr30k-captions, 145,000 examples"
     assert row["steps"][1] == "30 x batch 64, lr 3e-05, bf16" and row["training seed"][1] == "42"
+    assert "the saved weights are those of step 20" in page_text
     assert row["best dev"][1] == "84.30 at step 20" and row["base model"][1] == "all-MiniLM-L6-v2 (pooler avg)"
     i = cells.index("l_align")
     assert cells[i + 5:i + 8] == ["before", "0.2100", "-2.9000"]

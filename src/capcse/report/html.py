@@ -66,6 +66,7 @@ _COMPARE_CSS = _CSS + """
 .delta-pos{color:#1a7f37}.delta-neg{color:#cf222e}.delta{font-size:.8em;margin-left:.3em}
 td.best{font-weight:bold}caption{caption-side:top;text-align:left;color:#555;font-size:.85em;padding:.2em 0}
 figure.wide img{max-width:100%}.note{color:#555;font-size:.85em;max-width:60em}
+table.settings td{text-align:left}
 """
 
 
@@ -110,13 +111,15 @@ def _img(path: Path, base: Path, alt: str, wide: bool = True) -> str:
             "</figure>")
 
 
-def _html_table(caption: str, header: list[str], rows: list[list[str]], *, raw: bool = False) -> str:
+def _html_table(caption: str, header: list[str], rows: list[list[str]], *, raw: bool = False,
+                css: str = "") -> str:
     """``raw``: cells are already HTML (escaped by the caller)."""
     cell = (lambda c: str(c)) if raw else (lambda c: html.escape(str(c)))
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(c if raw and str(c).startswith("<td") else f"<td>{cell(c)}</td>" for c in r)
                    + "</tr>" for r in rows)
-    return (f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>"
+    klass = f" class='{css}'" if css else ""
+    return (f"<table{klass}><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>"
             f"<tbody>{body}</tbody></table>")
 
 
@@ -179,9 +182,10 @@ def render_compare_html(payloads: Mapping[str, Mapping[str, Any]], sources: Mapp
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>capcse report: {html.escape(title)}</title>"
              f"<style>{_COMPARE_CSS}</style></head><body>",
              f"<h1>capcse report: {html.escape(title)}</h1>"]
-    created = sorted(str(p.get("created", "")) for p in payloads.values())
+    created = sorted({str(p.get("created", "")) for p in payloads.values()})
+    when = f"evaluated {created[0]}" if len(created) == 1 else f"evaluations from {created[0]} to {created[-1]}"
     parts.append(f"<p class='meta'>capcse {html.escape(str(next(iter(payloads.values())).get('capcse_version', '')))}"
-                 f" &middot; evaluations from {html.escape(created[0])} to {html.escape(created[-1])} &middot; "
+                 f" &middot; {html.escape(when)} &middot; "
                  + " &middot; ".join(_a(href, text) for text, href in links.items()) + "</p>")
 
     parts.append("<h2>Runs</h2>")
@@ -200,7 +204,7 @@ def render_compare_html(payloads: Mapping[str, Mapping[str, Any]], sources: Mapp
     body = [[f"<td>{html.escape(k)}</td>"] + [f"<td>{html.escape(rows[label].get(k, '-'))}</td>" for label in labels]
             for k in keys]
     body.append(["<td>files</td>", *file_row])
-    parts.append(_html_table("settings of each run", ["", *labels], body, raw=True))
+    parts.append(_html_table("settings of each run", ["", *labels], body, raw=True, css="settings"))
 
     for caption, columns, table_rows in score_tables:
         parts.append(f"<h2>{html.escape(caption.split(' (')[0])}</h2>")
@@ -210,8 +214,17 @@ def render_compare_html(payloads: Mapping[str, Mapping[str, Any]], sources: Mapp
 
     if "dev_curve" in figures:
         parts.append("<h2>Training: dev curve</h2>")
-        parts.append("<p class='note'>STS-B dev Spearman during training (the circle marks the best step; the "
-                     "saved model is from that step when the recipe has eval.load_best).</p>")
+        notes = []
+        for label in labels:
+            train = trains.get(label) or {}
+            best = (train.get("summary") or {}).get("best_dev")
+            if best:
+                loaded = ((train.get("recipe") or {}).get("eval") or {}).get("load_best", True)
+                notes.append(f"{label}: best dev {best['spearman']:.2f} at step {best['steps']}; the saved weights "
+                             + (f"are those of step {best['steps']} (eval.load_best)." if loaded else
+                                "are those of the last step (eval.load_best is off)."))
+        parts.append("<p class='note'>STS-B dev Spearman during training; the circle marks the best step. "
+                     + html.escape(" ".join(notes)) + "</p>")
         parts.append(_img(figures["dev_curve"], out, "dev curve"))
 
     au = {label: p["alignment_uniformity"] for label, p in payloads.items() if p.get("alignment_uniformity")}

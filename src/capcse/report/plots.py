@@ -103,8 +103,11 @@ def dev_curve_plot(curves: Mapping[str, tuple[list[int], list[float]]], path: Pa
             bs, bv = best[label]
             ax.scatter([bs], [bv], s=70, facecolors="none", edgecolors="#c44e52", zorder=3,
                        label=f"{label}: best {bv:.2f} at step {bs}")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("training step")
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel(ylabel + " (zoomed)")
     ax.grid(alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
     if losses:
