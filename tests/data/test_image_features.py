@@ -4,6 +4,7 @@ encoder (weights or preprocessing) changes, bad images reported."""
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -147,3 +148,14 @@ def test_real_efficientnet_features_on_flickr8k(tmp_path, data_dir):
     table = ImageFeatureCache(enc, tmp_path).features([(p.name, str(p)) for p in paths])
     assert table.array.shape == (4, 1280) and np.isfinite(np.asarray(table.array)).all()
     assert table.identity["name"] == "efficientnet-lite0" and len(table.identity["weights_sha256"]) == 64
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_feature_extraction_shows_a_bar_on_a_terminal_only(tmp_path, images, monkeypatch, capsys, tty):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)  # capsys's stream, told it is (not) a terminal
+    ImageFeatureCache(tiny_encoder(), tmp_path / "cache", batch_size=2, num_workers=0).features(images)
+    err = capsys.readouterr().err
+    if tty:   # total and count of images, rate and ETA fields of tqdm
+        assert "image features (tiny-cnn)" in err and "5/5" in err and "img/s" in err
+    else:
+        assert err == ""

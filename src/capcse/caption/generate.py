@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -147,6 +148,19 @@ def _load_model_class():
             yield cls
 
 
+def check_model_name(model: str) -> None:
+    """Refuse a model that names a local folder which does not exist (instead of a hub repo-id error).
+
+    A Hugging Face id is ``name`` or ``owner/name``; anything absolute, starting with ``.``/``~`` or with
+    more than one ``/`` is a path.
+    """
+    m = str(model)
+    looks_like_path = m.startswith(("/", ".", "~")) or m.count("/") > 1 or "\\" in m or os.path.isabs(m)
+    if looks_like_path and not os.path.isdir(os.path.expanduser(m)):
+        raise CapcseError(f"--model {m}: no such model folder (give an existing folder or a Hugging Face id "
+                          "such as Salesforce/blip-image-captioning-large)")
+
+
 class Captioner:
     """A loaded image-to-text model: ``transform`` for the loader, ``caption(pixel_values)`` for batches."""
 
@@ -167,10 +181,12 @@ class Captioner:
         self.device = resolve_device(device)
         self.dtype = getattr(torch, DTYPES[dtype])
         self.autocast = None if autocast in (None, "none") else getattr(torch, DTYPES[autocast])
+        check_model_name(model)
         try:
             config = AutoConfig.from_pretrained(model)
         except (OSError, ValueError) as exc:
-            raise CapcseError(f"cannot load captioning model {model!r}: {exc}") from exc
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CapcseError(f"cannot load captioning model {model!r}: {first}") from exc
         self.model_type = config.model_type
         self.adapter = adapter if adapter != "auto" else {
             "blip": "blip", "vision-encoder-decoder": "encoder-decoder", "git": "git"}.get(self.model_type, "generic")

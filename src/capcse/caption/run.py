@@ -12,6 +12,13 @@ Work is cut on *global positions* so that the result does not depend on how it i
   one output folder, or run in separate folders that ``merge_runs`` joins later;
 * a finished chunk file is never recomputed: re-running the same command after a crash (kill -9)
   redoes only the chunks that were not yet written, and the final files are rebuilt from the chunks;
+* finished work is keyed by *image identity*, not by position alone: the first run of a part records
+  every item's identity (key + file size + mtime; a tar member's key + size + offset) in
+  ``OUT/chunks/p000000.part.json``, and a re-run matches the current listing against it by identity.
+  Images added since then (wherever they sort) are appended after the recorded ones as a new
+  *segment* with chunks of its own; a re-ordered list keeps the recorded order; an image that is gone
+  or whose file changed makes the run refuse with a message (its captions cannot be un-made). So a
+  changed input set is either resumed without a duplicate or a missing image, or refused;
 * when every chunk of every part exists, ``captions.jsonl`` (all records, in position order),
   ``captions.txt`` (one non-empty caption per line), ``skipped.jsonl`` and ``report.json`` are
   written atomically. Since the records contain nothing execution-specific, N shards produce
@@ -33,8 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from capcse.caption.generate import Captioner, DecodingConfig, batch_seed, decoding_to_dict
-from capcse.data.images import ImageItem, ImagePart, ImageSource, chunk_owner, make_loader, open_image_source
+from capcse.caption.generate import Captioner, DecodingConfig, batch_seed, check_model_name, decoding_to_dict
+from capcse.data.images import (IMAGE_EXTENSIONS, ImageItem, ImagePart, ImageSource, chunk_owner, make_loader,
+                                open_image_source)
 from capcse.errors import CapcseError
 from capcse.io import atomic_open, atomic_write_json
 
@@ -80,10 +88,6 @@ def chunk_name(part: int, chunk: int) -> str:
     return f"p{part:06d}-c{chunk:06d}"
 
 
-def _num_chunks(n_items: int, chunk_size: int) -> int:
-    return (n_items + chunk_size - 1) // chunk_size
-
-
 def _check_or_write_run_file(out: Path, settings: RunSettings) -> None:
     path = out / RUN_FILE
     ident = settings.identity()
@@ -119,10 +123,91 @@ def _write_chunk(out: Path, name: str, records: list[dict], skipped: list[dict])
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
-def _write_part_index(out: Path, part: ImagePart, n_chunks: int) -> None:
+def item_identity(item: ImageItem) -> list:
+    """``[key, size, mtime_ns]`` of a file; ``[key, size, offset]`` of a tar member; sizes ``None`` if unreadable."""
+    if item.data_offset is not None:
+        return [item.key, item.size, item.data_offset]
+    if item.error is not None:
+        return [item.key, None, None]
+    try:
+        st = os.stat(item.file)
+    except OSError:
+        return [item.key, None, None]
+    return [item.key, st.st_size, st.st_mtime_ns]
+
+
+def _segment_chunks(segments: list[int], chunk_size: int) -> list[tuple[int, int]]:
+    """Item ranges ``[start, end)`` of the chunks: each segment is cut into chunks of its own."""
+    ranges: list[tuple[int, int]] = []
+    start = 0
+    for n in segments:
+        ranges.extend((start + s, start + min(s + chunk_size, n)) for s in range(0, n, chunk_size))
+        start += n
+    return ranges
+
+
+def _occurrence_keys(keys: Iterable[str]) -> list[tuple[str, int]]:
+    """(key, how many times it occurred before): a list file may name one image twice."""
+    seen: Counter = Counter()
+    out = []
+    for k in keys:
+        out.append((k, seen[k]))
+        seen[k] += 1
+    return out
+
+
+def _examples(keys: list, n: int = 3) -> str:
+    shown = ", ".join(repr(k[0]) for k in keys[:n])
+    return shown + (f" and {len(keys) - n} more" if len(keys) > n else "")
+
+
+def plan_part(out: Path, part: ImagePart, chunk_size: int) -> tuple[list[ImageItem], list[tuple[int, int]]]:
+    """The part's items in recorded order (new ones appended) and its chunk ranges; records the identities.
+
+    Raises :class:`CapcseError` when an image of the recorded run is gone or its file changed.
+    """
     path = out / CHUNK_DIR / f"p{part.index:06d}.part.json"
-    if not path.exists():
-        atomic_write_json(path, {"index": part.index, "name": part.name, "items": len(part.items), "chunks": n_chunks})
+    items = part.items
+    ids = [item_identity(it) for it in items]
+    doc = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    if doc is not None and "identity" not in doc:
+        # a run folder written before identities were recorded: only an unchanged count can continue
+        if doc["items"] != len(items):
+            raise CapcseError(f"{out}: part {part.name!r} had {doc['items']} images when this run started and has "
+                              f"{len(items)} now; this run folder predates resume by image identity, so it cannot "
+                              "tell which images changed: restore the input set or use another --out")
+        doc = None
+    if doc is None:
+        segments = [len(items)] if items else []
+        atomic_write_json(path, {"index": part.index, "name": part.name, "items": len(items), "segments": segments,
+                                 "chunks": len(_segment_chunks(segments, chunk_size)), "identity": ids})
+        return items, _segment_chunks(segments, chunk_size)
+    old_ids = [list(x) for x in doc["identity"]]
+    segments = list(doc["segments"])
+    if old_ids == ids:
+        return items, _segment_chunks(segments, chunk_size)
+    current = dict(zip(_occurrence_keys(i[0] for i in ids), zip(items, ids)))
+    old_keys = _occurrence_keys(i[0] for i in old_ids)
+    gone = [k for k in old_keys if k not in current]
+    changed = [k for k, old in zip(old_keys, old_ids) if k in current and current[k][1] != old]
+    if gone or changed:
+        what = []
+        if gone:
+            what.append(f"{len(gone)} image(s) of the recorded run are gone ({_examples(gone)})")
+        if changed:
+            what.append(f"{len(changed)} image file(s) changed size or time since they were listed "
+                        f"({_examples(changed)})")
+        raise CapcseError(f"{out}: part {part.name!r} no longer matches the run recorded there: {'; '.join(what)}. "
+                          "Captions already made cannot be taken back: restore those images, or use another --out")
+    old_set = set(old_keys)
+    added = [(it, ident) for k, (it, ident) in current.items() if k not in old_set]
+    ordered = [current[k][0] for k in old_keys] + [it for it, _ in added]
+    if added:
+        segments.append(len(added))
+        doc.update(items=len(ordered), segments=segments, chunks=len(_segment_chunks(segments, chunk_size)),
+                   identity=old_ids + [ident for _, ident in added])
+        atomic_write_json(path, doc)
+    return ordered, _segment_chunks(segments, chunk_size)
 
 
 def caption_images(settings: RunSettings, out: str | os.PathLike, shard: tuple[int, int] = (0, 1),
@@ -133,6 +218,8 @@ def caption_images(settings: RunSettings, out: str | os.PathLike, shard: tuple[i
     if settings.batch_size < 1 or settings.chunk_size < 1 or settings.chunk_size % settings.batch_size:
         raise CapcseError(f"--chunk-size ({settings.chunk_size}) must be a positive multiple of "
                           f"--batch-size ({settings.batch_size})")
+    if captioner is None:
+        check_model_name(settings.model)
     out = Path(out)
     (out / CHUNK_DIR).mkdir(parents=True, exist_ok=True)
     _check_or_write_run_file(out, settings)
@@ -141,33 +228,54 @@ def caption_images(settings: RunSettings, out: str | os.PathLike, shard: tuple[i
     stats = RunStats()
     decoding_desc = settings.decoding.describe()
 
+    if not any(part.items for part in source.parts):
+        raise CapcseError(f"no images in {settings.images} (looked for {', '.join(IMAGE_EXTENSIONS)} files; "
+                          "hidden files and folders are ignored)")
+    plans = []
     for part in source.parts:
-        n_chunks = _num_chunks(len(part.items), settings.chunk_size)
-        _write_part_index(out, part, n_chunks)
-        mine = [c for c in range(n_chunks) if chunk_owner(part.index, c, n_shards) == shard_i]
+        items, ranges = plan_part(out, part, settings.chunk_size)
+        mine = [c for c in range(len(ranges)) if chunk_owner(part.index, c, n_shards) == shard_i]
         pending = [c for c in mine if not (out / CHUNK_DIR / f"{chunk_name(part.index, c)}.jsonl").exists()]
         stats.chunks_skipped_existing += len(mine) - len(pending)
-        if not pending:
-            continue
-        if captioner is None:
-            captioner = Captioner(settings.model, device=device, dtype=settings.dtype, autocast=settings.autocast,
-                                  adapter=settings.adapter, attention=settings.attention)
-        _run_part(part, pending, settings, captioner, out, num_workers, decoding_desc, stats, progress)
+        plans.append((part, items, ranges, pending))
+    total = sum(ranges[c][1] - ranges[c][0] for _, _, ranges, pending in plans for c in pending)
+    bar = _progress_bar(total, progress)
+    try:
+        for part, items, ranges, pending in plans:
+            if not pending:
+                continue
+            if captioner is None:
+                captioner = Captioner(settings.model, device=device, dtype=settings.dtype,
+                                      autocast=settings.autocast, adapter=settings.adapter,
+                                      attention=settings.attention)
+            _run_part(part, items, ranges, pending, settings, captioner, out, num_workers, decoding_desc, stats,
+                      bar)
+    finally:
+        bar.close()
 
     stats.assembled, stats.missing_chunks = assemble(out, source)
     stats.wall_seconds = time.perf_counter() - t_start
     return stats
 
 
-def _run_part(part: ImagePart, pending: list[int], settings: RunSettings, captioner: Captioner, out: Path,
-              num_workers: int, decoding_desc: dict[str, Any], stats: RunStats, progress: bool) -> None:
-    items = part.items
-    bs, cs = settings.batch_size, settings.chunk_size
+def _progress_bar(total: int, enabled: bool):
+    """A tqdm bar over images (total, rate, ETA) on a terminal; in logs/CI (stderr not a TTY) silent."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="caption", unit="img", disable=not (enabled and sys.stderr.isatty()),
+                dynamic_ncols=True)
+
+
+def _run_part(part: ImagePart, items: list[ImageItem], ranges: list[tuple[int, int]], pending: list[int],
+              settings: RunSettings, captioner: Captioner, out: Path, num_workers: int,
+              decoding_desc: dict[str, Any], stats: RunStats, bar) -> None:
+    bs = settings.batch_size
     batches: list[list[int]] = []
     chunk_of_batch: list[int] = []
     for c in pending:
-        for start in range(c * cs, min((c + 1) * cs, len(items)), bs):
-            batches.append(list(range(start, min(start + bs, (c + 1) * cs, len(items)))))
+        lo, hi = ranges[c]
+        for start in range(lo, hi, bs):
+            batches.append(list(range(start, min(start + bs, hi))))
             chunk_of_batch.append(c)
     last_batch_of_chunk = {c: i for i, c in enumerate(chunk_of_batch)}
     loader = make_loader(items, batches, captioner.transform, num_workers=num_workers)
@@ -189,13 +297,12 @@ def _run_part(part: ImagePart, pending: list[int], settings: RunSettings, captio
                     records.append(_record(items[i], part, i, k, text, settings, decoding_desc))
         stats.images_now += len(batch["good"])
         stats.failed_now += len(batch["errors"])
+        bar.update(len(batch["indices"]))
         if last_batch_of_chunk[c] == bi:
             _write_chunk(out, chunk_name(part.index, c), records, skipped)
             records, skipped = [], []
             stats.chunks_done_now += 1
-            if progress:
-                print(f"[caption] part {part.name} chunk {c} written ({stats.images_now} images captioned, "
-                      f"{stats.failed_now} skipped in this run)", file=sys.stderr, flush=True)
+            bar.set_postfix(chunks=stats.chunks_done_now, skipped=stats.failed_now, refresh=False)
 
 
 def _all_chunk_names(out: Path, source: ImageSource | None) -> tuple[list[str], list[str]]:
@@ -287,6 +394,10 @@ def merge_runs(out: str | os.PathLike, others: Iterable[str | os.PathLike]) -> t
             if f.name.startswith("."):
                 continue
             dest = out / CHUNK_DIR / f.name
+            if f.name.endswith(".part.json") and dest.exists() and \
+                    json.loads(dest.read_text(encoding="utf-8")) != json.loads(f.read_text(encoding="utf-8")):
+                raise CapcseError(f"{other}: its input set for part {f.name[:7]} differs from the one recorded in "
+                                  f"{out} (images added, removed or changed between the shard runs)")
             if not dest.exists():
                 with open(f, "rb") as src, atomic_open(dest, "wb") as dst:
                     shutil.copyfileobj(src, dst)

@@ -30,6 +30,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,13 @@ def default_cache_dir() -> Path:
     """``$CAPCSE_CACHE/features``, else ``~/.cache/capcse/features``."""
     root = os.environ.get("CAPCSE_CACHE") or Path.home() / ".cache" / "capcse"
     return Path(root) / "features"
+
+
+def progress_bar(total: int, desc: str, unit: str):
+    """A tqdm bar (count, rate, ETA) when stderr is a terminal; silent in logs and CI."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not sys.stderr.isatty(), dynamic_ncols=True)
 
 
 def identity_hash(identity: dict[str, Any]) -> str:
@@ -260,9 +268,11 @@ class ImageFeatureCache:
         failed: dict[str, str] = {}
         was_training = self.encoder.training
         self.encoder.eval()
+        bar = progress_bar(len(items), f"image features ({self.identity['name']})", "img")
         try:
             with torch.inference_mode():
                 for batch in make_loader(items, batches, _Pixels(self.encoder.preprocess), num_workers=self.num_workers):
+                    bar.update(len(batch["indices"]))
                     for i, reason in batch["errors"].items():
                         failed[items[i].key] = reason
                     if batch["pixel_values"] is None:
@@ -271,6 +281,7 @@ class ImageFeatureCache:
                     out.append(feats)
                     done.extend(items[i].key for i in batch["good"])
         finally:
+            bar.close()
             self.encoder.train(was_training)
         logger.info("encoded %d image(s) with %s (%d failed)", len(done), self.identity["name"], len(failed))
         dim = int(getattr(self.encoder, "dim", 0) or (out[0].shape[1] if out else 0))

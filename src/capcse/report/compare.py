@@ -3,8 +3,6 @@ with a row per run and the difference to the first run, a grouped bar plot, mark
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 from pathlib import Path
 from typing import Mapping
@@ -106,34 +104,66 @@ def compare_markdown(payloads: Mapping[str, dict]) -> str:
 
 
 def compare_plot(payloads: Mapping[str, dict], path: Path) -> Path | None:
+    """Grouped bars of the STS scores, one bar per run, axis from 0, every bar labelled."""
+    from capcse.report.plots import grouped_bar_plot
+
     present, rows = comparison_rows(payloads)
     if not present:
         return None
-    import matplotlib
+    return grouped_bar_plot(present + ["Avg."], {label: list(vals) + [avg] for label, vals, avg in rows}, path,
+                            title="STS (cosine Spearman x100)", ylabel="cosine Spearman x100")
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
 
-    x = np.arange(len(present) + 1)
-    width = 0.8 / len(rows)
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    for i, (label, vals, avg) in enumerate(rows):
-        ys = [v if v is not None else 0.0 for v in vals] + [avg or 0.0]
-        ax.bar(x + i * width - 0.4 + width / 2, ys, width, label=label)
-    ax.set_xticks(x, present + ["Avg."])
-    ax.set_ylabel("cosine Spearman x100")
-    lows = [v for _, vals, _ in rows for v in vals if v is not None]
-    ax.set_ylim(max(0.0, min(lows) - 10) if lows else 0, 100)
-    ax.legend(fontsize=8)
-    ax.set_title("STS before/after")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+def _results_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path / "results.json" if path.is_dir() else path
+
+
+def _compare_figures(payloads: Mapping[str, dict], runs: Mapping[str, str | Path], out: Path) -> dict[str, Path]:
+    """The dev curve of the training runs among ``runs`` and the alignment/uniformity picture."""
+    from capcse.report.html import training_run_of
+    from capcse.report.plots import alignment_uniformity_plot, dev_curve_plot
+
+    figures: dict[str, Path] = {}
+    curves, best, losses = {}, {}, {}
+    for label in payloads:
+        train = training_run_of(_results_path(runs[label]))
+        summ = (train or {}).get("summary") or {}
+        if summ.get("dev_history"):
+            curves[label] = ([h["steps"] for h in summ["dev_history"]], [h["spearman"] for h in summ["dev_history"]])
+            if summ.get("best_dev"):
+                best[label] = (summ["best_dev"]["steps"], summ["best_dev"]["spearman"])
+            if summ.get("losses"):
+                losses[label] = ([x["step"] for x in summ["losses"]], [x["loss"] for x in summ["losses"]])
+    if curves:
+        figures["dev_curve"] = dev_curve_plot(curves, out / "dev_curve.png", best=best, losses=losses)
+    au = {label: (p["alignment_uniformity"]["alignment"], p["alignment_uniformity"]["uniformity"])
+          for label, p in payloads.items() if p.get("alignment_uniformity")}
+    if au:
+        figures["alignment_uniformity"] = alignment_uniformity_plot(au, out / "alignment_uniformity.png")
+    return figures
+
+
+def _compare_page(payloads: Mapping[str, dict], runs: Mapping[str, str | Path], out: Path,
+                  written: Mapping[str, Path], mismatches: list[str] = ()) -> str:
+    from capcse.report.html import render_compare_html, training_run_of
+
+    sources = {label: _results_path(runs[label]) for label in payloads}
+    tables = []
+    for caption, cols, key, avg in (("STS (cosine Spearman x100)", STS_COLUMNS, "cosine_spearman", "sts"),
+                                    ("Transfer (accuracy x100)", TRANSFER_COLUMNS, "acc", "transfer")):
+        if key == "acc" and next(iter(payloads.values())).get("mode") == "dev":
+            key, caption = "devacc", "Transfer (dev accuracy x100)"
+        present, rows = comparison_rows(payloads, cols, key, avg)
+        if present:
+            tables.append((caption + "; differences to the first run", present, rows))
+    figures = {k: v for k, v in (("bars", written.get("png")), ("dev_curve", written.get("dev_curve")),
+                                 ("alignment_uniformity", written.get("alignment_uniformity"))) if v is not None}
+    return render_compare_html(payloads, sources, out, figures=figures,
+                               trains={label: training_run_of(sources[label]) for label in payloads},
+                               score_tables=tables,
+                               links={"comparison.md": "comparison.md", "comparison.json": "comparison.json"},
+                               mismatches=mismatches)
 
 
 def compare_runs(runs: Mapping[str, str | Path], output_dir: str | Path, *,
@@ -161,19 +191,9 @@ def compare_runs(runs: Mapping[str, str | Path], output_dir: str | Path, *,
                                           "mismatches": problems, "notes": notes}),
                "markdown": atomic_write_text(out / "comparison.md", md + "\n")}
     png = compare_plot(payloads, out / "comparison.png")
-    body = [f"<h1>capcse: {' vs '.join(html.escape(k) for k in payloads)}</h1>"]
-    if problems:
-        body.append("<p class='mismatch' style='color:#b00000'><b>NOT COMPARABLE</b> &mdash; "
-                    + "; ".join(html.escape(p) for p in problems) + "</p>")
-    for label, p in payloads.items():
-        body.append(f"<p><b>{html.escape(label)}</b>: <code>{html.escape(str(p['model']))}</code> "
-                    f"(<a href='{html.escape(str(runs[label]))}'>{html.escape(str(runs[label]))}</a>)</p>")
     if png is not None:
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
-        body.append(f"<img alt='comparison' src='data:image/png;base64,{data}'>")
         written["png"] = png
-    body.append("<pre>" + html.escape(md) + "</pre>")
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>capcse comparison</title></head><body>"
-            + "\n".join(body) + "</body></html>\n")
+    written.update(_compare_figures(payloads, runs, out))
+    page = _compare_page(payloads, runs, out, written, problems)
     written["html"] = atomic_write_text(out / "report.html", page)
     return written

@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import sys
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Iterable, Iterator
 
@@ -332,7 +333,7 @@ class TeacherBank:
                                  prune=False)
 
             def compute(keys, enc=enc):
-                emb = enc.encode([by_key[k] for k in keys])
+                emb = enc.encode([by_key[k] for k in keys], show_progress_bar=sys.stderr.isatty())
                 return np.asarray(emb, dtype=np.float32), list(keys), {}
 
             self.tables.append(store.get_or_compute(list(by_key), compute))
