@@ -21,7 +21,8 @@ class ModelSection:
     pooler: str = "cls"                 # capcse.models.POOLERS
     mlp_only_train: bool = False        # SimCSE: MLP over [CLS] in training only (unsup recipes)
     mlp_init: str = "fresh"             # fresh (SimCSE: a new MLP) | pretrained (keep the model's pooler)
-    max_length: int = 32
+    max_length: int = 32                # training batches only (SimCSE's --max_seq_length)
+    inference_max_length: int | None = None  # saved model + dev eval; None: the start model's own length
     trust_remote_code: bool = False
 
 
@@ -41,6 +42,7 @@ class LossSection:
     hard_negative_weight: float = 0.0
     mlm_weight: float = 0.0             # SimCSE's auxiliary MLM (lambda = 0.1 in the paper's ablation)
     mlm_probability: float = 0.15
+    mlm_head_init: str = "simcse"       # simcse | pretrained | fresh: where the MLM head starts (heads.py)
     mini_batch_size: int | None = None  # GradCache: embed/back-propagate in chunks of this many rows
     gather_across_devices: bool = True  # in-batch negatives from every process under DDP
 
@@ -68,6 +70,7 @@ class TrainSection:
     dataloader_num_workers: int = 0
     device: str | None = None           # None: CUDA if present, else CPU
     torch_threads: int | None = None
+    progress: str = "auto"              # auto (bars on a terminal only) | on | off
 
 
 @dataclass
