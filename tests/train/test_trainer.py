@@ -223,7 +223,11 @@ def test_dev_evaluation_keeps_the_best_checkpoint(tiny_bert_path, train_text, tm
     assert result.best_dev["spearman"] == max(scores)
     saved = evaluate_sts(load_encoder(result.model_dir, device="cpu"), ["stsb"], "dev", data_dir=data_dir)
     assert saved.tasks["stsb"].spearman == pytest.approx(max(scores), abs=1e-4)
-    assert f"step {result.best_dev['steps']}" in (result.model_dir / "README.md").read_text()
+    card = (result.model_dir / "README.md").read_text()
+    assert f"step {result.best_dev['steps']}" in card
+    assert f"Saved weights: those of the best dev step, {result.best_dev['steps']}" in card and result.best_loaded
+    # dev evaluation ran at the inference length (the tiny BERT's 128), not the training length (32)
+    assert [h["max_seq_length"] for h in result.dev_history] == [128, 128]
 
 
 def test_cli_train_runs_and_reports(tiny_bert_path, train_text, tmp_path, capsys):
@@ -325,3 +329,16 @@ def test_inference_length_setting(tiny_bert_path, train_text, tmp_path):
     for bad in ({"max_length": 0}, {"inference_max_length": -3}):
         with pytest.raises(ConfigError, match="model.(inference_)?max_length must be a positive"):
             check_train_switches(tiny_recipe(tmp_path, tiny_bert_path, train_text, model=bad))
+
+
+@pytest.mark.parametrize("setting,disabled", [("on", False), ("off", True), ("auto", True)])
+def test_training_progress_bar_setting(tiny_bert_path, train_text, tmp_path, setting, disabled):
+    """Issue 16 item 7: train.progress turns the Trainer's step bar on/off; auto shows it only on a
+    terminal (pytest's stderr is not one). A bad value is a ConfigError before anything loads."""
+    from capcse.errors import ConfigError
+    from capcse.train.trainer import check_train_switches, training_arguments
+
+    recipe = tiny_recipe(tmp_path, tiny_bert_path, train_text, train={"progress": setting})
+    assert training_arguments(recipe, evaluate=False).disable_tqdm is disabled
+    with pytest.raises(ConfigError, match="train.progress"):
+        check_train_switches(tiny_recipe(tmp_path, tiny_bert_path, train_text, train={"progress": "sometimes"}))
