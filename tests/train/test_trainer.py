@@ -342,3 +342,13 @@ def test_training_progress_bar_setting(tiny_bert_path, train_text, tmp_path, set
     assert training_arguments(recipe, evaluate=False).disable_tqdm is disabled
     with pytest.raises(ConfigError, match="train.progress"):
         check_train_switches(tiny_recipe(tmp_path, tiny_bert_path, train_text, train={"progress": "sometimes"}))
+
+
+def test_max_grad_norm_reaches_the_trainer(tiny_bert_path, train_text, tmp_path):
+    """train.max_grad_norm (default 1.0, SimCSE's) is the Trainer's clipping threshold; docs/training.md
+    says to set it to W x 1.0 to clip where a W-process SimCSE run clips."""
+    from capcse.train.trainer import training_arguments
+
+    assert training_arguments(tiny_recipe(tmp_path, tiny_bert_path, train_text), evaluate=False).max_grad_norm == 1.0
+    recipe = tiny_recipe(tmp_path, tiny_bert_path, train_text, train={"max_grad_norm": 4})
+    assert training_arguments(recipe, evaluate=False).max_grad_norm == 4.0

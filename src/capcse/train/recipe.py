@@ -57,6 +57,7 @@ class TrainSection:
     warmup_ratio: float = 0.0
     lr_scheduler: str = "linear"
     weight_decay: float = 0.0
+    max_grad_norm: float = 1.0          # gradient clipping (the Trainer's and SimCSE's default); see DDP in docs
     optim: str = "adamw_torch_fused"    # the Trainer's optimizer name; AdamW as SimCSE, fused kernel
     seed: int = 42
     precision: str = "fp32"             # fp32 | bf16 | fp16 (autocast)
