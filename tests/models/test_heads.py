@@ -188,7 +188,8 @@ def _is_marked(head):
 
 def _is_fresh(head):
     """BERT's initialisation (SimCSE's fresh head): N(0, 0.02) weights, zero biases, LayerNorm 1 / 0."""
-    return (abs(float(head.dense.weight.std()) - 0.02) < 0.005 and abs(float(head.decoder.weight.std()) - 0.02) < 0.002
+    return (abs(float(head.dense.weight.detach().std()) - 0.02) < 0.005
+            and abs(float(head.decoder.weight.detach().std()) - 0.02) < 0.002
             and torch.all(head.decoder.bias == 0) and torch.all(head.dense.bias == 0)
             and torch.all(head.norm.weight == 1) and torch.all(head.norm.bias == 0))
 
