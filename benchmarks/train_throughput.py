@@ -216,6 +216,9 @@ def build_capcse(model_path: str, data_dir: str | None, out_dir: str, total_step
                                  limit=recipe.data.limit, data_dir=data_dir)
     t1 = time.perf_counter()
     model = build_model(recipe)
+    # build_model keeps the inference length (256) and run_training cuts training batches at model.max_length
+    # through the collator; here, as for the stock variant, training and the dev score both use MAX_LEN.
+    model.max_seq_length = MAX_LEN
     t2 = time.perf_counter()
     objective = build_objective(recipe, model)
     args = training_arguments(recipe, evaluate=False, tokenizer=model.tokenizer)  # as run_training does

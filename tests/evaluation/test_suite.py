@@ -71,3 +71,23 @@ def test_transfer_in_the_payload(bow):
     assert cr["acc"] == 100.0 and isinstance(cr["devacc"], float) and len(cr["fold_acc"]) == 5
     assert payload["avg"] == payload["averages"]["transfer"] == 100.0
     assert payload["settings"]["probe"]["kfold"] == ProbeConfig.senteval(fast=True).kfold == 5
+
+
+def test_reports_state_the_inference_length(bow, toy_sts, tmp_path):
+    """Issue 13 §1: the JSON payload and the markdown report say at what length sentences were cut
+    (the encoder's max_seq_length); a bare function reports none, and the markdown says so."""
+    from capcse.report.tables import markdown_report
+
+    class Encoder:
+        max_seq_length = 77
+
+        def encode(self, sentences):
+            return bow(sentences)
+
+    res = run_evaluation(Encoder(), "sts12", datasets={"sts12": ("test", toy_sts)}, name="bow")
+    payload = json.loads(json.dumps(res.to_dict()))
+    assert payload["settings"]["max_seq_length"] == 77
+    assert "inference length: sentences truncated at 77 tokens" in markdown_report(payload)
+    bare = run_evaluation(bow, "sts12", datasets={"sts12": ("test", toy_sts)}, name="bow").to_dict()
+    assert bare["settings"]["max_seq_length"] is None
+    assert "inference length: not reported by the model" in markdown_report(bare)

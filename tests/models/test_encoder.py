@@ -81,3 +81,37 @@ def test_errors(tmp_path):
     with pytest.raises(CapcseError, match="unknown dtype"):
         parse_dtype("int3")
     assert pick_device("cpu").type == "cpu"
+
+
+def test_progress_bar_only_on_a_terminal_and_after_a_delay(monkeypatch, tiny_bert_path):
+    """Issue 16 item 7: automatic bars are drawn only when stderr is a terminal, and only once the loop has
+    run PROGRESS_DELAY (5) seconds; True draws at once, False never. Encoding goes through it."""
+    import capcse.models.encoder as encoder_module
+    from capcse.models.encoder import PROGRESS_DELAY, progress
+
+    items = range(3)
+    monkeypatch.setattr(encoder_module, "on_terminal", lambda stream=None: False)
+    assert progress(items) is items and progress(items, show=False) is items
+    forced = progress(items, show=True, desc="x")
+    assert forced.delay == 0 and forced.total == 3 and list(forced) == [0, 1, 2]
+    monkeypatch.setattr(encoder_module, "on_terminal", lambda stream=None: True)
+    auto = progress(items, desc="x")
+    assert PROGRESS_DELAY == 5.0 and auto.delay == 5.0 and list(auto) == [0, 1, 2]
+    assert progress(items, show=False) is items
+
+    seen = []
+    monkeypatch.setattr(encoder_module, "progress", lambda it, **kw: seen.append(kw) or it)
+    load_encoder(tiny_bert_path, device="cpu").encode(["a b", "c d e"])
+    assert seen == [{"show": None, "desc": "encode 2 sentences", "unit": "batch"}]
+
+
+def test_on_terminal_reads_the_stream():
+    import io
+
+    from capcse.models.encoder import on_terminal
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert on_terminal(Tty()) is True and on_terminal(io.StringIO()) is False

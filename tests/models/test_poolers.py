@@ -30,6 +30,8 @@ def test_pool_by_name_hand_computed():
     assert pool("avg", mask, h2, pooled_out, hs).tolist() == [[6.0, 8.0]]
     assert pool("avg_top2", mask, h2, pooled_out, hs).tolist() == [[4.0, 6.0]]        # (h1 + h2) / 2
     assert pool("avg_first_last", mask, h2, pooled_out, hs).tolist() == [[4.0, 6.0]]  # hidden_states[1], not [0]
+    # the paper's first-last avg.: the static embeddings h0 with the last layer, (h0 + h2) / 2
+    assert pool("avg_first_last_paper", mask, h2, pooled_out, hs).tolist() == [[3.5, 4.5]]
     with pytest.raises(ValueError, match="unknown pooler"):
         pool("max", mask, h2)
     with pytest.raises(ValueError, match="pooler_output"):
@@ -55,6 +57,8 @@ def _reference(path, name):
         return ((hs[-1] + hs[-2]) / 2 * m).sum(1) / m.sum(1)
     if name == "avg_first_last":
         return ((hs[1] + hs[-1]) / 2 * m).sum(1) / m.sum(1)
+    if name == "avg_first_last_paper":
+        return ((hs[0] + hs[-1]) / 2 * m).sum(1) / m.sum(1)
     raise AssertionError(name)
 
 
@@ -66,11 +70,12 @@ def test_encoder_pooler_matches_raw_model(tiny_bert_path, name):
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
-def test_layer_pooling_round_trip(tiny_bert_path, tmp_path):
-    """A model saved with avg_first_last reloads (sentence-transformers) with the same embeddings."""
+@pytest.mark.parametrize("name", ["avg_first_last", "avg_first_last_paper"])
+def test_layer_pooling_round_trip(tiny_bert_path, tmp_path, name):
+    """A model saved with a layer-averaging pooler reloads (sentence-transformers) with the same embeddings."""
     from sentence_transformers import SentenceTransformer
 
-    enc = load_encoder(tiny_bert_path, pooler="avg_first_last", device="cpu")
+    enc = load_encoder(tiny_bert_path, pooler=name, device="cpu")
     enc.model.save(str(tmp_path / "m"))
     again = SentenceTransformer(str(tmp_path / "m"), device="cpu")
     assert [type(m).__name__ for m in again] == ["Transformer", "WeightedLayerPooling", "Pooling"]

@@ -223,7 +223,11 @@ def test_dev_evaluation_keeps_the_best_checkpoint(tiny_bert_path, train_text, tm
     assert result.best_dev["spearman"] == max(scores)
     saved = evaluate_sts(load_encoder(result.model_dir, device="cpu"), ["stsb"], "dev", data_dir=data_dir)
     assert saved.tasks["stsb"].spearman == pytest.approx(max(scores), abs=1e-4)
-    assert f"step {result.best_dev['steps']}" in (result.model_dir / "README.md").read_text()
+    card = (result.model_dir / "README.md").read_text()
+    assert f"step {result.best_dev['steps']}" in card
+    assert f"Saved weights: those of the best dev step, {result.best_dev['steps']}" in card and result.best_loaded
+    # dev evaluation ran at the inference length (the tiny BERT's 128), not the training length (32)
+    assert [h["max_seq_length"] for h in result.dev_history] == [128, 128]
 
 
 def test_cli_train_runs_and_reports(tiny_bert_path, train_text, tmp_path, capsys):
@@ -263,3 +267,88 @@ def test_any_hugging_face_dataset_folder(tiny_bert_path, tmp_path):
                                                 for i in range(5)))
     ds = load_train_dataset(f"hf:{folder}", columns=["anchor", "positive"])
     assert ds.column_names == ["anchor", "positive"] and ds["positive"] == [f"p{i}" for i in range(5)]
+
+
+LONG = ("a man with a red hat is playing an old guitar on the corner of a busy street while two small dogs "
+        "sleep in the sun near a green bench and children laugh at the old man with the guitar")
+
+
+def test_training_length_cuts_training_batches_only(tiny_bert_path, train_text, tmp_path, monkeypatch):
+    """Issue 13 §1: model.max_length=8 truncates every training batch at 8 tokens (the widths the
+    objective receives), while the saved model keeps the start model's length (the tiny BERT: 128
+    positions), so SentenceTransformer(path), AutoModel and load_encoder all encode a 40-token sentence
+    whole: each equals [CLS] of one untruncated forward pass of the saved weights."""
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoModel, AutoTokenizer
+
+    from capcse.models import load_encoder
+    from capcse.train.objective import SimCSEObjective
+    from capcse.train.trainer import run_training
+
+    widths = []
+    original = SimCSEObjective.forward
+
+    def spy(self, sentence_features, labels=None):
+        features = list(sentence_features)
+        widths.extend(f["input_ids"].size(1) for f in features)
+        return original(self, features, labels)
+
+    monkeypatch.setattr(SimCSEObjective, "forward", spy)
+    recipe = tiny_recipe(tmp_path, tiny_bert_path, train_text, model={"max_length": 8}, train={"max_steps": 2})
+    result = run_training(recipe, log=lambda *_: None)
+    assert len(widths) == 2 and widths == [8, 8]  # every batch has a sentence longer than 8 tokens
+    assert result.max_seq_length == 128 and json.loads((tmp_path / "train_summary.json").read_text())[
+        "max_seq_length"] == 128
+
+    path = result.model_dir
+    tok = AutoTokenizer.from_pretrained(str(path))
+    assert len(tok(LONG, add_special_tokens=False)["input_ids"]) == 40
+    whole = tok([LONG], return_tensors="pt", truncation=False)
+    assert whole["input_ids"].shape[1] == 42
+    assert tok([LONG], truncation=True, return_tensors="pt")["input_ids"].shape[1] == 42  # AutoModel path
+    automodel = AutoModel.from_pretrained(str(path)).eval()
+    with torch.no_grad():
+        want = automodel(**whole).last_hidden_state[:, 0].numpy()
+        cut = automodel(**{k: v[:, :8] for k, v in whole.items()}).last_hidden_state[:, 0].numpy()
+    assert not np.allclose(want, cut, atol=1e-3)  # truncation would show
+    st = SentenceTransformer(str(path), device="cpu")
+    assert st.max_seq_length == 128
+    np.testing.assert_allclose(st.encode([LONG]), want, atol=1e-5)
+    np.testing.assert_allclose(load_encoder(path, device="cpu").encode([LONG]), want, atol=1e-5)
+    assert "Inference length: inputs are truncated at 128 tokens" in (path / "README.md").read_text()
+
+
+def test_inference_length_setting(tiny_bert_path, train_text, tmp_path):
+    """model.inference_max_length replaces the start model's length; bad lengths are ConfigErrors."""
+    from capcse.errors import ConfigError
+    from capcse.train.trainer import build_model, check_train_switches
+
+    assert build_model(tiny_recipe(tmp_path, tiny_bert_path, train_text)).max_seq_length == 128
+    chosen = tiny_recipe(tmp_path, tiny_bert_path, train_text, model={"inference_max_length": 20})
+    assert build_model(chosen).max_seq_length == 20
+    for bad in ({"max_length": 0}, {"inference_max_length": -3}):
+        with pytest.raises(ConfigError, match="model.(inference_)?max_length must be a positive"):
+            check_train_switches(tiny_recipe(tmp_path, tiny_bert_path, train_text, model=bad))
+
+
+@pytest.mark.parametrize("setting,disabled", [("on", False), ("off", True), ("auto", True)])
+def test_training_progress_bar_setting(tiny_bert_path, train_text, tmp_path, setting, disabled):
+    """Issue 16 item 7: train.progress turns the Trainer's step bar on/off; auto shows it only on a
+    terminal (pytest's stderr is not one). A bad value is a ConfigError before anything loads."""
+    from capcse.errors import ConfigError
+    from capcse.train.trainer import check_train_switches, training_arguments
+
+    recipe = tiny_recipe(tmp_path, tiny_bert_path, train_text, train={"progress": setting})
+    assert training_arguments(recipe, evaluate=False).disable_tqdm is disabled
+    with pytest.raises(ConfigError, match="train.progress"):
+        check_train_switches(tiny_recipe(tmp_path, tiny_bert_path, train_text, train={"progress": "sometimes"}))
+
+
+def test_max_grad_norm_reaches_the_trainer(tiny_bert_path, train_text, tmp_path):
+    """train.max_grad_norm (default 1.0, SimCSE's) is the Trainer's clipping threshold; docs/training.md
+    says to set it to W x 1.0 to clip where a W-process SimCSE run clips."""
+    from capcse.train.trainer import training_arguments
+
+    assert training_arguments(tiny_recipe(tmp_path, tiny_bert_path, train_text), evaluate=False).max_grad_norm == 1.0
+    recipe = tiny_recipe(tmp_path, tiny_bert_path, train_text, train={"max_grad_norm": 4})
+    assert training_arguments(recipe, evaluate=False).max_grad_norm == 4.0

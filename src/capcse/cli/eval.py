@@ -27,7 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("--variant", choices=("senteval", "raw"), default="senteval",
                    help="STS text: SentEval's tokenised lower-cased copies (SimCSE's numbers) or the raw releases")
     p.add_argument("--pooler", default=None, help="pooler (cls, cls_before_pooler, avg, avg_top2, "
-                   "avg_first_last, mean); default: the model's own")
+                   "avg_first_last, avg_first_last_paper, mean); default: the model's own")
     p.add_argument("--batch-size", type=int, default=None, help="encoding batch size")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: automatic)")
     p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast dtype")

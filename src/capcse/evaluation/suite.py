@@ -131,8 +131,9 @@ def run_evaluation(model: Any, tasks: str | Sequence[str] = "sts", mode: str = "
     task_list = resolve_tasks(tasks, mode)
     result = EvaluationResult(name or model_name(model), mode, variant, task_list)
     cfg = ProbeConfig.senteval(fast, seed=seed, n_jobs=n_jobs)
-    result.settings = {"batch_size": batch_size, "fast": fast, "seed": seed,
-                       "max_length": getattr(model, "max_seq_length", None),  # the inference length
+    # issue 13 §1: the length every sentence was truncated at (None: a bare function, unknown)
+    result.settings = {"max_seq_length": getattr(model, "max_seq_length", None),
+                       "batch_size": batch_size, "fast": fast, "seed": seed,
                        "probe": {"kfold": cfg.kfold, "inner_grid": list(cfg.inner_grid),
                                  "kfold_grid": list(cfg.kfold_grid), "max_iter": cfg.max_iter,
                                  "n_jobs": cfg.jobs}}

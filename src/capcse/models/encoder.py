@@ -8,7 +8,8 @@ library's own machinery, while :meth:`SentenceEncoder.encode` is a faster infere
 * sentences are tokenised once, sorted by token length and cut into batches, so each batch is padded
   only to its own longest sentence (dynamic padding, ~no padding waste);
 * no autograd (``torch.inference_mode``), optional bf16/fp16 autocast, device chosen automatically;
-* a progress bar on long inputs.
+* a progress bar (total and ETA) on a terminal once encoding has run ~5 s (:func:`progress`); none
+  in logs or CI.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -59,6 +61,32 @@ def autocast_context(device: torch.device, dtype: torch.dtype):
     if dtype == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+#: seconds a loop runs before its automatic progress bar appears (issue 16: "every step over ~5 s")
+PROGRESS_DELAY = 5.0
+
+
+def on_terminal(stream=None) -> bool:
+    """Whether progress bars can be drawn: ``stream`` (default stderr, where tqdm writes) is a TTY."""
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
+
+
+def progress(iterable, *, show: bool | None = None, desc: str | None = None, total: int | None = None,
+             unit: str = "it"):
+    """``iterable`` wrapped in a tqdm bar with total and ETA. ``show``: True draws it at once, False never;
+    None (automatic) draws it only on a terminal and only once the loop has run :data:`PROGRESS_DELAY`
+    seconds, so short steps stay silent and logs / CI (no TTY) get no bar at all."""
+    if show is False or (show is None and not on_terminal()):
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, unit=unit, delay=0 if show else PROGRESS_DELAY)
 
 
 def set_pooler(model, pooler: str) -> None:
@@ -198,11 +226,9 @@ class SentenceEncoder:
                               count=len(sentences))
         unique = list(positions)
         batch_size = batch_size or self.batch_size
-        if show_progress_bar is None:
-            show_progress_bar = len(unique) >= 20000
         if not hasattr(self.model[0], "auto_model"):  # e.g. static embeddings: the library's own path
             out = self.model.encode(unique, batch_size=batch_size, convert_to_numpy=True,
-                                    show_progress_bar=show_progress_bar)
+                                    show_progress_bar=bool(show_progress_bar))
             emb = torch.from_numpy(np.asarray(out, dtype=np.float32))
         else:
             emb = self._encode_unique(unique, batch_size, show_progress_bar)
@@ -211,18 +237,15 @@ class SentenceEncoder:
         emb = emb[torch.from_numpy(inverse)]
         return emb if convert_to_tensor else emb.numpy()
 
-    def _encode_unique(self, unique: list[str], batch_size: int, progress: bool) -> torch.Tensor:
+    def _encode_unique(self, unique: list[str], batch_size: int, show: bool | None) -> torch.Tensor:
         ids, types = self._tokenize(unique)
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         order = np.argsort(-lengths, kind="stable")
         out = torch.empty(len(unique), self.dimension, dtype=torch.float32)
         was_training = self.model.training
         self.model.eval()
-        batches = range(0, len(order), batch_size)
-        if progress:
-            from tqdm.auto import tqdm
-
-            batches = tqdm(batches, desc="encode", unit="batch")
+        batches = progress(range(0, len(order), batch_size), show=show, desc=f"encode {len(unique)} sentences",
+                           unit="batch")
         try:
             with torch.inference_mode(), autocast_context(self.device, self.dtype):
                 for start in batches:

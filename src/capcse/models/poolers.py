@@ -7,14 +7,21 @@
 | ``avg``             | masked mean of the last layer's token states                     | masked mean of last layer     |
 | ``avg_top2``        | masked mean of the average of the last two layers                | ``hidden_states[-2], [-1]``   |
 | ``avg_first_last``  | masked mean of the average of the first and the last layer       | ``hidden_states[1], [-1]``    |
+| ``avg_first_last_paper`` | the same with the static embeddings in place of the first layer | ``hidden_states[0], [-1]`` |
 | ``mean``            | sentence-transformers' mean pooling (same formula as ``avg``)    | masked mean of last layer     |
 
 Which layers ``avg_first_last`` averages: ``hidden_states`` of a Hugging Face model has ``L + 1``
-entries — index 0 is the embedding-layer output, 1 … L the transformer layers. SimCSE's evaluation
-script (``evaluation.py``, the one that produced the paper's tables) averages ``hidden_states[1]`` (the
-first *transformer* layer) and ``hidden_states[-1]``; its training-time ``Pooler`` in ``models.py``
-uses ``hidden_states[0]`` (the embeddings) instead — an inconsistency in the original code. capcse
-follows the evaluation script, i.e. the numbers the paper reports, everywhere.
+entries — index 0 is the embedding-layer output (static word + position + type embeddings, LayerNorm),
+1 … L the transformer layers.
+
+* ``avg_first_last`` is SimCSE's *current* code: ``evaluation.py`` and ``simcse/models.py`` both average
+  ``hidden_states[1]`` (the first transformer layer) and ``hidden_states[-1]`` since commit 206d7ae
+  ("fix first-last avg", January 2022).
+* ``avg_first_last_paper`` is what produced the *paper's* "first-last avg." numbers (e.g. Table 1's
+  BERT-base first-last avg. rows): before that commit both files used ``hidden_states[0]``, the static
+  embeddings. SimCSE's README says so ("in the paper we reported the average of last layer and the static
+  word embedding; we fixed this to be last and first layer average and it led to better performance").
+  Use it to reproduce the paper's baseline rows; use ``avg_first_last`` to match the released code.
 
 In a sentence-transformers pipeline these poolers are modules after the ``Transformer`` module:
 ``cls`` makes the Transformer module itself emit ``pooler_output`` as the sentence embedding (plain
@@ -28,10 +35,11 @@ from __future__ import annotations
 
 import torch
 
-POOLERS = ("cls", "cls_before_pooler", "avg", "avg_top2", "avg_first_last", "mean")
+POOLERS = ("cls", "cls_before_pooler", "avg", "avg_top2", "avg_first_last", "avg_first_last_paper", "mean")
 
 # Which entries of `hidden_states` each layer-averaging pooler uses (see the module docstring).
-LAYER_POOLERS: dict[str, tuple[int, ...]] = {"avg_top2": (-2, -1), "avg_first_last": (1, -1)}
+LAYER_POOLERS: dict[str, tuple[int, ...]] = {"avg_top2": (-2, -1), "avg_first_last": (1, -1),
+                                             "avg_first_last_paper": (0, -1)}
 
 
 def masked_mean(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

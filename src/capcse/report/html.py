@@ -148,7 +148,7 @@ def _score_table(caption: str, columns: list[str], rows: list[tuple[str, list, A
 
 def _settings_rows(label: str, payload: Mapping[str, Any], train: Mapping[str, Any] | None) -> dict[str, str]:
     settings = payload.get("settings") or {}
-    inference_len = (train or {}).get("model_max_length") or settings.get("max_length")
+    inference_len = (train or {}).get("model_max_length") or settings.get("max_seq_length")
     row = {"model evaluated": str(payload.get("model")),
            "evaluation": f"{payload.get('mode')} mode, {payload.get('variant')} text, tasks "
                          f"{','.join(payload.get('tasks') or []) or '-'}",

@@ -146,6 +146,9 @@ def markdown_report(payload: Mapping[str, Any]) -> str:
     lines = [f"# Evaluation of `{payload['model']}`", "",
              f"mode: {payload.get('mode')}, text: {payload.get('variant')}, "
              f"capcse {payload.get('capcse_version', '')}, {payload.get('created', '')}", ""]
+    length = payload.get("settings", {}).get("max_seq_length")
+    lines += [f"inference length: sentences truncated at {length} tokens" if length else
+              "inference length: not reported by the model", ""]
     timing = payload.get("timing", {})
     if timing.get("total_seconds") is not None:
         lines += [f"wall time: {timing['total_seconds']:.1f} s", ""]

@@ -33,7 +33,7 @@ from sentence_transformers.base.losses.gradcache import CachedLossMixin, RandCon
 from torch import nn
 
 from capcse.losses.simcse import SimCSELoss
-from capcse.models.heads import MLMHead
+from capcse.models.heads import build_mlm_head
 
 
 def concat_features(columns: list[dict[str, Any]], pad_token_id: int) -> dict[str, Any]:
@@ -141,12 +141,14 @@ class SimCSEObjective(nn.Module):
     """Unsupervised (1 column) or supervised (2–3 columns: anchor, positive[, hard negative]) SimCSE.
 
     ``mlm_weight > 0`` adds SimCSE's auxiliary MLM loss (a second forward of the masked batch through
-    the encoder, then a new :class:`MLMHead`): ``loss = l_contrastive + mlm_weight * l_mlm``, where
-    ``l_mlm`` is the mean cross-entropy over the masked tokens of this process's batch.
+    the encoder, then SimCSE's :class:`~capcse.models.heads.MLMHead`): ``loss = l_contrastive + mlm_weight *
+    l_mlm``, where ``l_mlm`` is the mean cross-entropy over the masked tokens of this process's batch.
+    ``mlm_head_init`` (simcse | pretrained | fresh): where the head starts
+    (:func:`capcse.models.heads.build_mlm_head`; ``mlm_head_note`` says what happened).
     """
 
     def __init__(self, model, loss: SimCSELoss, *, mlm_weight: float = 0.0, mlm_probability: float = 0.15,
-                 gather_across_devices: bool = True):
+                 gather_across_devices: bool = True, mlm_head_init: str = "simcse"):
         super().__init__()
         self.model = model
         self.loss = loss
@@ -154,14 +156,18 @@ class SimCSEObjective(nn.Module):
         self.mlm_weight = float(mlm_weight)
         self.mlm_probability = float(mlm_probability)
         self.mlm_head = None
+        self.mlm_head_init = mlm_head_init
+        self.mlm_head_note = ""
         if self.mlm_weight > 0:
             from transformers import DataCollatorForLanguageModeling
 
             tokenizer = model.tokenizer
             if tokenizer.mask_token is None:
                 raise ValueError("the MLM auxiliary loss needs a tokenizer with a mask token")
-            cfg = model[0].auto_model.config
-            self.mlm_head = MLMHead(cfg.hidden_size, cfg.vocab_size, getattr(cfg, "layer_norm_eps", 1e-12))
+            hf = model[0].auto_model
+            self.mlm_head, self.mlm_head_note = build_mlm_head(hf, getattr(hf.config, "_name_or_path", None),
+                                                               mlm_head_init)
+            self.mlm_head.to(hf.device)
             self._masker = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability)
             self._special_ids = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
             self._ddp_hooks = False
@@ -240,7 +246,8 @@ class SimCSEObjective(nn.Module):
 
     def get_config_dict(self) -> dict[str, Any]:
         return {"temperature": self.loss.temperature, "hard_negative_weight": self.loss.hard_negative_weight,
-                "mlm_weight": self.mlm_weight, "gather_across_devices": self.gather_across_devices}
+                "mlm_weight": self.mlm_weight, "mlm_head_init": self.mlm_head_init,
+                "gather_across_devices": self.gather_across_devices}
 
     @property
     def citation(self) -> str:
@@ -268,9 +275,9 @@ class CachedSimCSEObjective(CachedLossMixin, SimCSEObjective):
 
     def __init__(self, model, loss: SimCSELoss, *, mini_batch_size: int = 32, mlm_weight: float = 0.0,
                  mlm_probability: float = 0.15, gather_across_devices: bool = True,
-                 show_progress_bar: bool = False):
+                 show_progress_bar: bool = False, mlm_head_init: str = "simcse"):
         SimCSEObjective.__init__(self, model, loss, mlm_weight=mlm_weight, mlm_probability=mlm_probability,
-                                 gather_across_devices=gather_across_devices)
+                                 gather_across_devices=gather_across_devices, mlm_head_init=mlm_head_init)
         if int(mini_batch_size) < 1:
             raise ValueError(f"mini_batch_size must be >= 1, got {mini_batch_size}")
         self.mini_batch_size = int(mini_batch_size)

@@ -22,7 +22,8 @@ class ModelSection:
     pooler: str = "cls"                 # capcse.models.POOLERS
     mlp_only_train: bool = False        # SimCSE: MLP over [CLS] in training only (unsup recipes)
     mlp_init: str = "fresh"             # fresh (SimCSE: a new MLP) | pretrained (keep the model's pooler)
-    max_length: int = 32
+    max_length: int = 32                # training batches only (SimCSE's --max_seq_length)
+    inference_max_length: int | None = None  # saved model + dev eval; None: the start model's own length
     trust_remote_code: bool = False
 
 
@@ -42,6 +43,7 @@ class LossSection:
     hard_negative_weight: float = 0.0
     mlm_weight: float = 0.0             # SimCSE's auxiliary MLM (lambda = 0.1 in the paper's ablation)
     mlm_probability: float = 0.15
+    mlm_head_init: str = "simcse"       # simcse | pretrained | fresh: where the MLM head starts (heads.py)
     mini_batch_size: int | None = None  # GradCache: embed/back-propagate in chunks of this many rows
     gather_across_devices: bool = True  # in-batch negatives from every process under DDP
 
@@ -57,6 +59,7 @@ class TrainSection:
     lr_scheduler: str = "linear"
     weight_decay: float = 0.0
     adam_epsilon: float = 1e-8          # AdamW eps (transformers' default; MCSE / DALR use 1e-6)
+    max_grad_norm: float = 1.0          # gradient clipping (the Trainer's and SimCSE's default); see DDP in docs
     optim: str = "adamw_torch_fused"    # the Trainer's optimizer name; AdamW as SimCSE, fused kernel
     seed: int = 42
     precision: str = "fp32"             # fp32 | bf16 | fp16 (autocast)
@@ -70,6 +73,7 @@ class TrainSection:
     dataloader_num_workers: int = 0
     device: str | None = None           # None: CUDA if present, else CPU
     torch_threads: int | None = None
+    progress: str = "auto"              # auto (bars on a terminal only) | on | off
 
 
 @dataclass

@@ -58,11 +58,14 @@ class TrainResult:
     dev_history: list[dict[str, Any]] = field(default_factory=list)
     test: dict[str, Any] | None = None
     losses: list[dict[str, float]] = field(default_factory=list)  # {"step", "loss"} every logging_steps
+    max_seq_length: int | None = None  # the saved model's inference length (training batches: model.max_length)
+    best_loaded: bool = False          # the saved weights are those of the best dev step
 
     def to_dict(self) -> dict[str, Any]:
         return {"output_dir": str(self.output_dir), "model_dir": str(self.model_dir), "steps": self.steps,
                 "train_examples": self.train_examples, "train_seconds": round(self.train_seconds, 2),
-                "best_dev": self.best_dev, "dev_history": self.dev_history, "losses": self.losses,
+                "max_seq_length": self.max_seq_length, "best_dev": self.best_dev,
+                "best_loaded": self.best_loaded, "dev_history": self.dev_history, "losses": self.losses,
                 "test": self.test}
 
 
@@ -71,15 +74,41 @@ def build_model(recipe: Recipe):
     from capcse.models.heads import apply_training_form
 
     m = recipe.model
-    model = load_sentence_transformer(m.name, device=recipe.train.device, max_length=m.max_length,
-                                      trust_remote_code=m.trust_remote_code)
-    model.max_seq_length = m.max_length
+    check_lengths(recipe)
+    model = load_sentence_transformer(m.name, device=recipe.train.device, trust_remote_code=m.trust_remote_code)
+    # Issue 13 §1: model.max_length truncates training batches only (the collator, run_training); the
+    # model itself -- dev evaluation, the saved folder, every loading path -- keeps its inference length.
+    model.max_seq_length = m.inference_max_length or model.max_seq_length
     apply_training_form(model, m.pooler, m.mlp_init, seed=recipe.train.seed)
     if wants_fast_dropout(recipe.train.fast_dropout, model.device):
         from capcse.models.dropout import use_fast_dropout
 
         use_fast_dropout(model)
     return model
+
+
+def check_lengths(recipe: Recipe) -> None:
+    """``model.max_length`` (training batches) and ``model.inference_max_length`` (None, or the saved
+    model's length) must be positive integers."""
+    m = recipe.model
+    for key, value, optional in (("max_length", m.max_length, False),
+                                 ("inference_max_length", m.inference_max_length, True)):
+        if value is None and optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"model.{key} must be a positive number of tokens, got {value!r}")
+
+
+def truncate_training_batches(trainer, max_length: int) -> None:
+    """Make the Trainer's data collator cut every training text at ``max_length`` tokens (SimCSE's
+    ``--max_seq_length``), whatever the model's own ``max_seq_length`` (its inference length). The
+    sentence-transformers collator forwards ``max_length`` to ``model.preprocess``, where it overrides
+    the module's length for that call only."""
+    collator = trainer.data_collator
+    if not hasattr(collator, "max_length"):
+        raise ConfigError(f"the Trainer's data collator {type(collator).__name__} takes no max_length: "
+                          "training batches could not be truncated at model.max_length")
+    collator.max_length = int(max_length)
 
 
 def wants_fast_dropout(setting: str | bool, device: torch.device) -> bool:
@@ -93,6 +122,21 @@ def wants_fast_dropout(setting: str | bool, device: torch.device) -> bool:
     raise ConfigError(f"train.fast_dropout must be auto, on or off, got {setting!r}")
 
 
+def show_progress(setting: str | bool | None) -> bool:
+    """``train.progress``: ``on`` -> True, ``off`` -> False; ``auto`` -> bars only when stderr is a terminal
+    (quiet in logs and CI). The Trainer's step bar follows it; dev-evaluation encoding in ``auto`` gets
+    :func:`capcse.models.encoder.progress`'s automatic mode (a bar once encoding has run ~5 s)."""
+    from capcse.models.encoder import on_terminal
+
+    if setting in (True, "on", "true"):
+        return True
+    if setting in (False, "off", "false"):
+        return False
+    if setting in ("auto", None):
+        return on_terminal()
+    raise ConfigError(f"train.progress must be auto, on or off, got {setting!r}")
+
+
 def check_precision(precision: str) -> None:
     if precision not in ("fp32", "bf16", "fp16"):
         raise ConfigError(f"train.precision must be fp32, bf16 or fp16, got {precision!r}")
@@ -103,6 +147,13 @@ def check_train_switches(recipe: Recipe) -> None:
     read again where they take effect, after the model has loaded)."""
     check_precision(recipe.train.precision)
     wants_fast_dropout(recipe.train.fast_dropout, "cpu")
+    check_lengths(recipe)
+    show_progress(recipe.train.progress)
+    from capcse.models.heads import MLM_HEAD_INIT
+
+    if recipe.loss.mlm_head_init not in MLM_HEAD_INIT:
+        raise ConfigError(f"loss.mlm_head_init must be one of {', '.join(MLM_HEAD_INIT)}, "
+                          f"got {recipe.loss.mlm_head_init!r}")
 
 
 def build_objective(recipe: Recipe, model):
@@ -118,9 +169,10 @@ def build_objective(recipe: Recipe, model):
 
         return CachedSimCSEObjective(model, loss, mini_batch_size=loss_cfg.mini_batch_size,
                                      mlm_weight=loss_cfg.mlm_weight, mlm_probability=loss_cfg.mlm_probability,
-                                     gather_across_devices=loss_cfg.gather_across_devices)
+                                     gather_across_devices=loss_cfg.gather_across_devices,
+                                     mlm_head_init=loss_cfg.mlm_head_init)
     return SimCSEObjective(model, loss, mlm_weight=loss_cfg.mlm_weight, mlm_probability=loss_cfg.mlm_probability,
-                           gather_across_devices=loss_cfg.gather_across_devices)
+                           gather_across_devices=loss_cfg.gather_across_devices, mlm_head_init=loss_cfg.mlm_head_init)
 
 
 def training_arguments(recipe: Recipe, evaluate: bool, tokenizer=None):
@@ -144,6 +196,7 @@ def training_arguments(recipe: Recipe, evaluate: bool, tokenizer=None):
         lr_scheduler_type=t.lr_scheduler,
         weight_decay=t.weight_decay,
         adam_epsilon=t.adam_epsilon,
+        max_grad_norm=t.max_grad_norm,
         optim=t.optim,  # AdamW; fused kernel: 20 vs 89 ms per step on CPU (benchmarks/step_profile.py)
         seed=t.seed,
         data_seed=t.seed,
@@ -163,7 +216,7 @@ def training_arguments(recipe: Recipe, evaluate: bool, tokenizer=None):
         load_best_model_at_end=bool(evaluate and recipe.eval.load_best),
         metric_for_best_model=f"eval_{dev_task(recipe)}_dev_spearman" if evaluate else None,
         greater_is_better=True,
-        disable_tqdm=True,
+        disable_tqdm=not show_progress(t.progress),  # the Trainer's step bar (total, ETA)
     )
     if t.group_by_length:
         from functools import partial
@@ -308,6 +361,8 @@ def run_training(recipe: Recipe, *, resume: bool | str | None = None, log=print)
             dataset, objective, batch_sampler = prepare_multimodal(recipe, model, dataset, log=log)
     else:
         objective = build_objective(recipe, model)
+        if main and getattr(objective, "mlm_head", None) is not None:
+            log(f"MLM head: {objective.mlm_head_note}")
     checkpoint = resolve_resume(recipe, resume, (OBJECTIVE_STATE,) if objective_state(objective) else ())
     if checkpoint:
         load_objective_state(objective, checkpoint)
@@ -318,12 +373,18 @@ def run_training(recipe: Recipe, *, resume: bool | str | None = None, log=print)
     if task is not None:
         evaluator = STSDevEvaluator((task,), "dev", data_dir=recipe.eval.data_dir, variant=recipe.eval.variant,
                                     pooler=recipe.model.pooler, mlp_only_train=recipe.model.mlp_only_train,
-                                    name=f"{task}_dev")
+                                    name=f"{task}_dev",
+                                    show_progress_bar=None if recipe.train.progress == "auto"
+                                    else show_progress(recipe.train.progress))
 
     if batch_sampler is not None:  # issue 5: MCSE's interleaving of text-only and image-caption batches
         args.batch_sampler = batch_sampler
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=objective,
                                          evaluator=evaluator, callbacks=[make_objective_checkpointer(objective)])
+    truncate_training_batches(trainer, recipe.model.max_length)
+    if main:
+        log(f"lengths: training batches cut at {recipe.model.max_length} tokens; dev evaluation and the saved "
+            f"model use {model.max_seq_length}")
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - t0
@@ -331,13 +392,15 @@ def run_training(recipe: Recipe, *, resume: bool | str | None = None, log=print)
 
     history = dev_history(trainer.state.log_history, task) if task else []
     best = max(history, key=lambda h: h["spearman"]) if history else None
-    if best is not None and recipe.eval.load_best and main:
+    best_loaded = bool(best is not None and args.load_best_model_at_end and trainer.state.best_model_checkpoint)
+    if best is not None and best_loaded and main:
         log(f"best {task} dev Spearman {best['spearman']:.2f} at step {best['steps']} (loaded)")
 
     model = trainer.model
     model_dir = out / "model"
     losses = [{"step": int(e["step"]), "loss": float(e["loss"])} for e in trainer.state.log_history if "loss" in e]
-    res = TrainResult(out, model_dir, steps, len(dataset), seconds, best, history, None, losses)
+    res = TrainResult(out, model_dir, steps, len(dataset), seconds, best, history, None, losses,
+                      max_seq_length=model.max_seq_length, best_loaded=best_loaded)
     if not trainer.is_world_process_zero():
         return res
     mlp_in_pooler = has_mlp_pooler(model)
@@ -362,6 +425,7 @@ def run_training(recipe: Recipe, *, resume: bool | str | None = None, log=print)
             correlation_tables = {r.name: dict(r.scores) for t, r in result.sts.tasks.items() if t == "korsts"}
     write_model_card(model_dir, recipe=recipe.to_dict(), steps=steps, train_examples=len(dataset),
                      best_dev=best, test_table=test_table, dev_history=history,
-                     correlation_tables=correlation_tables, mlp_in_pooler=mlp_in_pooler)
+                     correlation_tables=correlation_tables, mlp_in_pooler=mlp_in_pooler,
+                     max_seq_length=model.max_seq_length, best_loaded=best_loaded)
     atomic_write_json(out / "train_summary.json", res.to_dict())
     return res
