@@ -61,8 +61,8 @@ def _run(tmp_path, name, mode="test", tasks=("STS12", "STS-B"), **extra):
     ({"inference_max_length": 32}, "inference lengths differ: a 256 tokens; b 32 tokens"),
 ])
 def test_mismatched_runs_are_refused_or_marked(tmp_path, capsys, b_kwargs, message):
-    a = _run(tmp_path, "a", settings={"max_length": 256})
-    b = _run(tmp_path, "b", **{"settings": {"max_length": 256}, **b_kwargs})
+    a = _run(tmp_path, "a", settings={"max_seq_length": 256})
+    b = _run(tmp_path, "b", **{"settings": {"max_seq_length": 256}, **b_kwargs})
     with pytest.raises(CapcseError, match=re.escape(message)):
         compare_runs({"a": a, "b": b}, tmp_path / "o")
     assert not (tmp_path / "o").exists()
@@ -80,7 +80,7 @@ def test_mismatched_runs_are_refused_or_marked(tmp_path, capsys, b_kwargs, messa
 
 
 def test_same_setup_compares_and_an_unknown_length_is_noted(tmp_path, capsys):
-    a, b = _run(tmp_path, "a", settings={"max_length": 128}), _run(tmp_path, "b")
+    a, b = _run(tmp_path, "a", settings={"max_seq_length": 128}), _run(tmp_path, "b")
     compare_runs({"a": a, "b": b}, tmp_path / "o")
     saved = json.loads((tmp_path / "o" / "comparison.json").read_text())
     assert saved["mismatches"] == [] and saved["notes"] == ["inference length not recorded for b"]

@@ -24,7 +24,7 @@ AFTER = [74.5, 81.0, 76.0, 84.0, 80.5, 83.0, 79.5]
 def _payload(model, scores, mode="test", au=None, max_length=None):
     p = {"model": model, "mode": mode, "variant": "senteval", "tasks": ["sts12", "stsb"],
          "results": {c: {"cosine_spearman": v, "split": "test"} for c, v in zip(STS_COLUMNS, scores)},
-         "averages": {"sts": float(np.mean(scores))}, "settings": {"seed": 1111, "max_length": max_length},
+         "averages": {"sts": float(np.mean(scores))}, "settings": {"seed": 1111, "max_seq_length": max_length},
          "capcse_version": "0.test", "created": "2025-01-01T00:00:00+00:00"}
     if au:
         p["alignment_uniformity"] = {"alignment": au[0], "uniformity": au[1], "threshold": 4.0,
