@@ -106,25 +106,32 @@ def test_heldout_masking_is_fixed(minilm_path):
     assert not bool((chosen & special).any())
 
 
-def test_pretrain_loss_falls_and_saved_folder_loads(tmp_path, corpus, minilm_path):
-    from transformers import AutoModel, AutoModelForMaskedLM
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, minilm_path):
+    """One 30-step pretraining run of a tiny BERT on the repeated corpus, shared by the tests below."""
+    tmp = tmp_path_factory.mktemp("pretrain")
+    corpus = tmp / "corpus.txt"
+    corpus.write_text("\n".join(SENTENCES * 40) + "\n", encoding="utf-8")
+    res = run_pretraining(tiny_recipe(tmp / "run", corpus, str(minilm_path)), log=lambda *a: None)
+    return res, tmp / "run" / "model"
 
-    res = run_pretraining(tiny_recipe(tmp_path / "run", corpus, str(minilm_path)), log=lambda *a: None)
+
+def test_pretrain_loss_falls_and_saved_folder_loads(tiny_run):
+    from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
+
+    from capcse.train.pretrain import MLMSection
+
+    res, model_dir = tiny_run
     assert res.steps == 30
     assert res.losses[-1]["loss"] < res.losses[0]["loss"] - 1.0
     assert res.curve[-1]["mlm_loss"] < res.curve[0]["mlm_loss"] - 0.5
-    model_dir = tmp_path / "run" / "model"
     mlm = AutoModelForMaskedLM.from_pretrained(model_dir)
     assert type(mlm).__name__ == "BertForMaskedLM"
     assert json.loads((model_dir / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
     assert AutoModel.from_pretrained(model_dir).config.hidden_size == 32
     card = (model_dir / "README.md").read_text()
     assert "held-out masked-token accuracy" in card and "capcse pretrain tiny-mlm" in card
-    # the measured accuracy in the card is the saved model's
-    from transformers import AutoTokenizer
-
-    from capcse.train.pretrain import MLMSection
-
+    # the accuracy in the card is the saved model's, on the same fixed-mask held-out blocks
     tok = AutoTokenizer.from_pretrained(model_dir)
     held = masked_heldout(tok, pack_blocks(tok, SENTENCES * 40, 32), MLMSection(), 8)
     acc = evaluate_mlm(mlm, held, 8)["mlm_accuracy"]
@@ -132,24 +139,93 @@ def test_pretrain_loss_falls_and_saved_folder_loads(tmp_path, corpus, minilm_pat
     assert (model_dir / "model.safetensors").stat().st_mode & 0o777 == 0o644
 
 
+def test_saved_folder_starts_capcse_train_with_its_mlm_head(tiny_run, tmp_path):
+    """capcse train from the pretrained folder: SimCSE's auxiliary MLM loss starts from the saved head."""
+    from safetensors.torch import load_file
+
+    from capcse.train.recipe import recipe_from_dict
+    from capcse.train.trainer import build_model, build_objective, run_training
+
+    _, model_dir = tiny_run
+    saved = load_file(str(model_dir / "model.safetensors"))
+    text = tmp_path / "wiki.txt"
+    text.write_text("\n".join(SENTENCES * 4) + "\n", encoding="utf-8")
+    data = {"model": {"name": str(model_dir), "pooler": "cls", "mlp_only_train": True, "max_length": 16},
+            "data": {"train": str(text)},
+            "loss": {"mlm_weight": 0.1, "mlm_head_init": "pretrained"},
+            "train": {"batch_size": 8, "max_steps": 2, "output_dir": str(tmp_path / "simcse"), "report_to": ["none"],
+                      "device": "cpu", "progress": "off"},
+            "eval": {"during": "none", "final": ["none"]}}
+    recipe = recipe_from_dict(data)
+    objective = build_objective(recipe, build_model(recipe))
+    head = {k: v for k, v in objective.state_dict().items() if not k.startswith("model.")}
+    dense = next(v for k, v in head.items() if k.endswith("dense.weight"))
+    assert torch.equal(dense, saved["cls.predictions.transform.dense.weight"])
+    res = run_training(recipe, log=lambda *a: None)
+    assert res.steps == 2 and (tmp_path / "simcse" / "model").is_dir()
+
+
+def test_export_stores_bf16_loads_fp32_and_states_its_checksum(tiny_run, tmp_path):
+    import hashlib
+
+    from safetensors import safe_open
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoModel, AutoModelForMaskedLM
+
+    from capcse.cli import main
+    from capcse.train.pretrain import card_checksum
+
+    _, model_dir = tiny_run
+    dest = tmp_path / "shipped"
+    assert main(["pretrain", "--export", str(model_dir), str(dest)]) == 0
+    weights = dest / "model.safetensors"
+    with safe_open(str(weights), "pt") as f:
+        assert f.get_tensor(next(iter(f.keys()))).dtype == torch.bfloat16
+    assert weights.stat().st_size < 0.6 * (model_dir / "model.safetensors").stat().st_size
+    assert card_checksum(dest) == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert AutoModel.from_pretrained(dest).dtype == torch.float32
+    mlm = AutoModelForMaskedLM.from_pretrained(dest)
+    ref = AutoModelForMaskedLM.from_pretrained(model_dir)
+    w, r = mlm.get_input_embeddings().weight, ref.get_input_embeddings().weight
+    assert w.dtype == torch.float32 and torch.equal(w, r.to(torch.bfloat16).float())
+    assert next(SentenceTransformer(str(dest), device="cpu").parameters()).dtype == torch.float32
+
+
+@pytest.mark.parametrize("alias", ["capcse-bert-mini-en", "capcse-bert-mini-ko"])
+def test_shipped_encoders_match_their_cards(alias):
+    import hashlib
+
+    from capcse.models.registry import ALIASES, REPO_ROOT
+    from capcse.train.pretrain import card_checksum
+
+    folder = REPO_ROOT / ALIASES[alias].repo_subdir
+    if not (folder / "model.safetensors").is_file():
+        pytest.skip(f"{alias} is not committed yet (models/{alias})")
+    weights = folder / "model.safetensors"
+    assert card_checksum(folder) == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert weights.stat().st_size <= 25 * 2**20
+
+
 def test_resume_after_interruption_equals_the_uninterrupted_run(tmp_path, corpus, minilm_path):
     from safetensors.torch import load_file
     from transformers import TrainerCallback
 
-    full = run_pretraining(tiny_recipe(tmp_path / "full", corpus, str(minilm_path), max_steps=20), log=lambda *a: None)
+    full = run_pretraining(tiny_recipe(tmp_path / "full", corpus, str(minilm_path), max_steps=8, save_steps=4),
+                           log=lambda *a: None)
 
     class Crash(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 13:
+            if state.global_step == 6:
                 raise KeyboardInterrupt("killed")
 
     with pytest.raises(KeyboardInterrupt):
-        run_pretraining(tiny_recipe(tmp_path / "cut", corpus, str(minilm_path), max_steps=20), log=lambda *a: None,
-                        callbacks=[Crash()])
-    assert (tmp_path / "cut" / "checkpoint-10" / "trainer_state.json").is_file()
-    resumed = run_pretraining(tiny_recipe(tmp_path / "cut", corpus, str(minilm_path), max_steps=20), resume=True,
-                              log=lambda *a: None)
-    assert resumed.steps == full.steps == 20
+        run_pretraining(tiny_recipe(tmp_path / "cut", corpus, str(minilm_path), max_steps=8, save_steps=4),
+                        log=lambda *a: None, callbacks=[Crash()])
+    assert (tmp_path / "cut" / "checkpoint-4" / "trainer_state.json").is_file()
+    assert not (tmp_path / "cut" / "checkpoint-8").exists()
+    resumed = run_pretraining(tiny_recipe(tmp_path / "cut", corpus, str(minilm_path), max_steps=8, save_steps=4),
+                              resume=True, log=lambda *a: None)
+    assert resumed.steps == full.steps == 8
     a = load_file(str(tmp_path / "full" / "model" / "model.safetensors"))
     b = load_file(str(tmp_path / "cut" / "model" / "model.safetensors"))
     assert a.keys() == b.keys()
@@ -159,14 +235,17 @@ def test_resume_after_interruption_equals_the_uninterrupted_run(tmp_path, corpus
 
 def test_trained_wordpiece_tokenizer(tmp_path, corpus):
     rec = tiny_recipe(tmp_path / "wp", corpus, "train", max_steps=2)
-    rec.model.vocab_size = 120
+    rec.model.vocab_size = 300
     run_pretraining(rec, log=lambda *a: None)
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tmp_path / "wp" / "model")
-    assert 60 < len(tok) <= 120
-    ids = tok("a dog runs across the green field .")["input_ids"]
-    assert tok.unk_token_id not in ids and len(ids) == 10  # whole words of the corpus are in the vocabulary
+    assert 60 < len(tok) <= 300
+    text = "A dog runs across the green field ."
+    ids = tok(text)["input_ids"]
+    assert tok.unk_token_id not in ids and ids[0] == tok.cls_token_id
+    assert tok.convert_ids_to_tokens(ids)[1:-1] == text.lower().split()
+    assert len(ids) == 10  # with 300 entries every word of the corpus is one token
 
 
 def test_bad_values_are_rejected_before_loading(tmp_path, corpus):

@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "frequency, device, threads)")
     p.add_argument("--overwrite", action="store_true", help="start over in a non-empty output folder")
     p.add_argument("--dry-run", action="store_true", help="print the resolved recipe and exit")
+    p.add_argument("--export", nargs=2, metavar=("MODEL", "DEST"),
+                   help="instead of training: copy a pretrained model folder to DEST with bf16 weights (loaded as "
+                        "fp32) and their checksum in the model card (how the shipped encoders are made)")
     p.set_defaults(func=run)
 
 
@@ -66,6 +69,12 @@ def run(args: argparse.Namespace) -> int:
     from capcse.train.pretrain import prepare_output, run_pretraining
     from capcse.train.recipe import dump_recipe
 
+    if args.export:
+        from capcse.train.pretrain import export_model
+
+        info = export_model(*args.export)
+        print(json.dumps({"exported": args.export[1], **info}, indent=2))
+        return 0
     recipe = resolve(args)
     if args.dry_run:
         print(dump_recipe(recipe), end="")

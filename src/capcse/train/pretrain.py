@@ -658,3 +658,40 @@ def recipe_from_dict_pretrain(data: dict[str, Any]) -> PretrainRecipe:
     recipe = recipe_from_dict(data, kind=PretrainRecipe)
     check_recipe(recipe)
     return recipe
+
+
+def export_model(src: str | Path, dest: str | Path, dtype: str = "bf16") -> dict[str, Any]:
+    """Copy a pretrained ``*ForMaskedLM`` folder to ``dest`` with its weights stored in ``dtype`` (bf16 /
+    fp16 halve the size) while ``config.json`` keeps ``dtype: float32``, so that ``AutoModel``,
+    ``AutoModelForMaskedLM``, ``SentenceTransformer`` and ``capcse train`` load it in fp32. The model card
+    (README.md) gains the weights' SHA-256 and size; returns them."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from capcse.models.encoder import parse_dtype
+
+    src, dest = Path(src), Path(dest)
+    if not (src / "config.json").is_file():
+        raise ConfigError(f"{src}: not a model folder (no config.json)")
+    model = AutoModelForMaskedLM.from_pretrained(str(src), dtype=torch.float32).to(parse_dtype(dtype))
+    tokenizer = AutoTokenizer.from_pretrained(str(src))
+    save_model_folder(model, tokenizer, dest)
+    config = json.loads((dest / "config.json").read_text(encoding="utf-8"))
+    config["dtype"] = "float32"
+    atomic_write_text(dest / "config.json", json.dumps(config, indent=2) + "\n")
+    weights = dest / "model.safetensors"
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    info = {"sha256": digest, "bytes": weights.stat().st_size, "stored_dtype": dtype}
+    card = (src / "README.md").read_text(encoding="utf-8") if (src / "README.md").is_file() else ""
+    card += (f"\n## Shipped weights\n\n`model.safetensors`: {info['bytes']:,} bytes, stored in {dtype} "
+             f"(loaded as float32), sha256 `{digest}`.\n")
+    atomic_write_text(dest / "README.md", card)
+    return info
+
+
+def card_checksum(folder: str | Path) -> str | None:
+    """The SHA-256 a model card (README.md) states for ``model.safetensors`` (see :func:`export_model`)."""
+    import re
+
+    text = (Path(folder) / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"sha256 `([0-9a-f]{64})`", text)
+    return found.group(1) if found else None
