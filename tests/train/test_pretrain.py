@@ -272,3 +272,26 @@ def test_cli_resume_keeps_the_saved_recipe(tmp_path, corpus, minilm_path):
     assert main(["pretrain", "--resume", "--output", str(out), "--set", "train.max_steps=6"]) == 0
     assert json.loads((out / "pretrain_summary.json").read_text())["steps"] == 6
     assert "max_steps: 6" in (out / "recipe.yaml").read_text()
+
+
+def test_per_batch_masks_do_not_depend_on_workers_or_resume(minilm_path):
+    """Batch k is masked the same way with 0 or 2 DataLoader workers, and when a run resumes at batch k."""
+    from transformers import AutoTokenizer
+
+    from capcse.train.pretrain import BlockDataset, MLMSection, collator
+
+    tok = AutoTokenizer.from_pretrained(str(minilm_path))
+    data = BlockDataset(pack_blocks(tok, SENTENCES * 8, 16))
+
+    def batches(workers: int, start: int = 0) -> list[torch.Tensor]:
+        masking = collator(tok, MLMSection(), seed=3, per_batch=True)
+        masking.batch_index = start
+        indices = list(range(start * 4, len(data)))
+        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(data, indices), batch_size=4,
+                                             collate_fn=masking, num_workers=workers)
+        return [b["labels"] for b in loader]
+
+    serial = batches(0)
+    assert len(serial) >= 6 and not torch.equal(serial[0] != -100, serial[1] != -100)
+    assert all(torch.equal(a, b) for a, b in zip(serial, batches(2)))
+    assert all(torch.equal(a, b) for a, b in zip(serial[3:], batches(0, start=3)))

@@ -355,13 +355,18 @@ def collator(tokenizer, mlm: MLMSection, seed: int | None = None, *, per_batch: 
         raise ValueError("per_batch masking needs a seed")
 
     class PerBatchSeededCollator(DataCollatorForLanguageModeling):
-        batch_index = 0  # batches collated so far (set to the steps already trained on resume)
+        batch_index = 0  # the first batch's number (set to the batches already trained on resume)
+        collated = 0     # batches this process has collated
 
         def torch_call(self, examples):
+            # DataLoader workers take batches in turn: worker w of n collates batches w, w + n, w + 2n, ...
+            info = torch.utils.data.get_worker_info()
+            workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
+            k = self.batch_index + self.collated * workers + worker
+            self.collated += 1
             rank = int(os.environ.get("RANK", "0") or 0)
-            self.generator = torch.Generator().manual_seed((self.seed * 1_000_003 + rank) * 1_000_003 + self.batch_index)
+            self.generator = torch.Generator().manual_seed((self.seed * 1_000_003 + rank) * 1_000_003 + k)
             self._generator_pid = os.getpid()
-            self.batch_index += 1
             return super().torch_call(examples)
 
     return PerBatchSeededCollator(tokenizer, **kwargs)
