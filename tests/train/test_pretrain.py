@@ -295,3 +295,27 @@ def test_per_batch_masks_do_not_depend_on_workers_or_resume(minilm_path):
     assert len(serial) >= 6 and not torch.equal(serial[0] != -100, serial[1] != -100)
     assert all(torch.equal(a, b) for a, b in zip(serial, batches(2)))
     assert all(torch.equal(a, b) for a, b in zip(serial[3:], batches(0, start=3)))
+
+
+@pytest.mark.slow
+def test_pretrain_under_torchrun_two_cpu_processes(tmp_path, corpus, minilm_path):
+    """``torchrun --nproc_per_node 2 -m capcse pretrain``: DDP (gloo) on two CPU processes, rank 0 saves."""
+    import os
+    import subprocess
+    import sys
+
+    from capcse.train.recipe import dump_recipe
+
+    rec = tiny_recipe(tmp_path / "ddp", corpus, str(minilm_path), max_steps=3, save_steps=3)
+    path = tmp_path / "tiny-mlm.yaml"
+    path.write_text(dump_recipe(rec), encoding="utf-8")
+    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", "29517", "-m", "capcse", "pretrain", str(path)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "ddp" / "pretrain_summary.json").read_text())
+    assert summary["steps"] == 3
+    state = json.loads((tmp_path / "ddp" / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3
+    assert (tmp_path / "ddp" / "model" / "model.safetensors").is_file()
