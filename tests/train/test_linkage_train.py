@@ -94,3 +94,16 @@ def test_validation_scores_by_hand():
     c = float(feats[0] @ feats[1] / np.linalg.norm(feats[1]))
     s = float(heads.logit_scale.detach().exp())
     assert validation_clip_loss(heads, pair, 8) == pytest.approx(np.log1p(np.exp(s * (c - 1))), rel=1e-5)
+
+
+def test_clip_stage_can_select_by_validation_ari(tmp_path):
+    import json
+
+    z = _features(seed=2)
+    train_heads(z, tmp_path, stages=("clip",), seed=0, dim=16, clip_epochs=2, clip_batch=20, clip_lr=5e-2,
+                select_best=True, clip_select="val_ari", log=lambda *_: None)
+    sel = json.loads((tmp_path / "heads.json").read_text())["selection"]["clip"]
+    scores = [e["score"] for e in sel["epochs"]]
+    assert sel["metric"] == "validation_ari" and len(scores) == 3 and sel["kept_epoch"] == int(np.argmax(scores))
+    with pytest.raises(Exception, match="clip_select"):
+        train_heads(z, tmp_path / "x", stages=("clip",), select_best=True, clip_select="loss", log=lambda *_: None)

@@ -54,7 +54,7 @@ def register(subparsers) -> None:
     t.add_argument("embeddings", help="features .npz from `capcse link embed` (towers without heads)")
     t.add_argument("--out", required=True, help="output folder: heads.safetensors, heads.json, embeddings.npz (projected)")
     t.add_argument("--config", default=None, help="YAML recipe (e.g. configs/clippings-supervised.yaml); its keys "
-                   "(stages, seed, dim, im_wt, clip_epochs, supcon_epochs, m, k, supcon_batch, select_best) replace the defaults "
+                   "(stages, seed, dim, im_wt, clip_epochs, supcon_epochs, m, k, supcon_batch, select_best, clip_select) replace the defaults "
                    "of the options below, and options given on the command line replace the recipe")
     t.add_argument("--stages", nargs="+", choices=("clip", "supcon"), default=None,
                    help="clip = self-supervised image-caption pre-training; supcon = supervised metric learning (default: both)")
@@ -70,6 +70,8 @@ def register(subparsers) -> None:
                    help="keep each stage's best state on validation (SupCon: validation ARI; CLIP: validation CLIP loss), "
                         "as the original; the CLIPPINGS recipes set it")
     t.add_argument("--no-select-best", dest="select_best", action="store_false", help="keep the last state")
+    t.add_argument("--clip-select", choices=("val_loss", "val_ari"), default=None,
+                   help="CLIP stage's criterion with --select-best: validation CLIP loss (the original's; default) or validation ARI")
     t.set_defaults(func=run_train)
 
     c = steps.add_parser("cluster", help="single-linkage clusters of one split")
@@ -181,7 +183,7 @@ def _load_npz(path):
 
 
 _TRAIN_DEFAULTS = {"stages": ["clip", "supcon"], "seed": 0, "dim": 256, "im_wt": 0.5, "clip_epochs": 20, "supcon_epochs": 20,
-                   "m": 3, "k": 3, "supcon_batch": 54, "select_best": False}
+                   "m": 3, "k": 3, "supcon_batch": 54, "select_best": False, "clip_select": "val_loss"}
 
 
 def _find_link_recipe(name_or_path) -> Path:
@@ -222,7 +224,7 @@ def _apply_config(args) -> None:
             if key == "description":
                 continue
             want = type(_TRAIN_DEFAULTS[key])
-            ok = (isinstance(value, bool) if want is bool else isinstance(value, list) if want is list else
+            ok = (isinstance(value, bool) if want is bool else isinstance(value, str) if want is str else isinstance(value, list) if want is list else
                   isinstance(value, (int, float)) and not isinstance(value, bool) if want is float else
                   isinstance(value, int) and not isinstance(value, bool))
             if not ok:
@@ -243,7 +245,7 @@ def run_train(args) -> int:
     z = _load_npz(args.embeddings)
     heads = train_heads(z, args.out, stages=tuple(args.stages), seed=args.seed, dim=args.dim, im_wt=args.im_wt,
                         clip_epochs=args.clip_epochs, supcon_epochs=args.supcon_epochs, m=args.m, k=args.k,
-                        supcon_batch=args.supcon_batch, select_best=bool(args.select_best), log=_log)
+                        supcon_batch=args.supcon_batch, select_best=bool(args.select_best), clip_select=args.clip_select, log=_log)
     projected = project_embeddings(heads, z)
     with atomic_open(Path(args.out) / "embeddings.npz", "wb") as fh:
         np.savez(fh, **projected)

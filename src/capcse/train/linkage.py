@@ -18,7 +18,8 @@ the state before each stage is scored, then the state after every epoch; the bes
 restored at the end. SupCon stage: the validation ARI of the pooled embedding at ``im_wt`` with the
 threshold tuned on the same validation records (the original's ``val_bienc_clustering``, which searched
 the threshold with 500 TPE trials in U(0.01, 0.4); here it is the exact optimum). CLIP stage: the mean
-symmetric CLIP loss over the validation image-caption pairs (the original's ``eval_clip``). Saved as
+symmetric CLIP loss over the validation image-caption pairs (the original's ``eval_clip``), or with
+``clip_select="val_ari"`` the validation ARI of the pooled embedding (what the SupCon stage uses). Saved as
 ``heads.safetensors`` (tensors) and ``heads.json`` (settings, losses, the per-epoch selection scores).
 """
 
@@ -175,12 +176,16 @@ def _make_trainer(model, dataset, out_dir: Path, *, epochs: int, lr: float, batc
 
 def train_heads(z: dict, out_dir, *, stages=("clip", "supcon"), seed: int = 0, dim: int = 256, im_wt: float = 0.5,
                 clip_epochs: int = 20, clip_lr: float = 1e-3, clip_batch: int = 64, supcon_epochs: int = 20, supcon_lr: float = 5e-4,
-                m: int = 3, k: int = 3, supcon_batch: int = 54, select_best: bool = False, log=print) -> ProjectionHeads:
+                m: int = 3, k: int = 3, supcon_batch: int = 54, select_best: bool = False, clip_select: str = "val_loss",
+                log=print) -> ProjectionHeads:
     """Train the heads on the ``train`` split of a feature file (``capcse link embed`` output).
 
     ``select_best``: keep, per stage, the state with the best validation score (see the module
-    docstring); needs labelled ``validation`` records in ``z``.
+    docstring); needs labelled ``validation`` records in ``z``. ``clip_select``: the CLIP stage's
+    criterion, ``val_loss`` (the original's) or ``val_ari``.
     """
+    if clip_select not in ("val_loss", "val_ari"):
+        raise ConfigError(f"clip_select must be val_loss or val_ari, got {clip_select!r}")
     out_dir = Path(out_dir)
     torch.manual_seed(seed)
     train = z["split"] == "train"
@@ -202,8 +207,12 @@ def train_heads(z: dict, out_dir, *, stages=("clip", "supcon"), seed: int = 0, d
         # as false negatives more than chance allows, so batches are plain random ones
         extra = []
         if select_best:
-            selection["clip"] = {"metric": "validation_clip_loss", "epochs": []}
-            extra = [_selector(heads, lambda mdl: validation_clip_loss(mdl, val_data, clip_batch), False, selection["clip"]["epochs"], log)]
+            if clip_select == "val_loss":
+                selection["clip"] = {"metric": "validation_clip_loss", "epochs": []}
+                extra = [_selector(heads, lambda mdl: validation_clip_loss(mdl, val_data, clip_batch), False, selection["clip"]["epochs"], log)]
+            else:
+                selection["clip"] = {"metric": "validation_ari", "epochs": []}
+                extra = [_selector(heads, lambda mdl: validation_ari(mdl, val_data), True, selection["clip"]["epochs"], log)]
         trainer = _make_trainer(heads, data, out_dir / "clip", epochs=clip_epochs, lr=clip_lr, batch_size=clip_batch, seed=seed,
                                 extra_callbacks=extra)
         history["clip"] = trainer.train().training_loss
