@@ -186,6 +186,16 @@ _TRAIN_DEFAULTS = {"stages": ["clip", "supcon"], "seed": 0, "dim": 256, "im_wt":
                    "m": 3, "k": 3, "supcon_batch": 54, "select_best": False, "clip_select": "val_loss"}
 
 
+_TYPE_NAMES = {bool: "true or false", str: "a string", list: "a list", float: "a number", int: "an integer"}
+
+
+def _has_type(value, want: type) -> bool:
+    """YAML value check: bools are not numbers; an integer is a valid float."""
+    if want in (int, float) and isinstance(value, bool):
+        return False
+    return isinstance(value, (int, float) if want is float else want)
+
+
 def _find_link_recipe(name_or_path) -> Path:
     """A recipe path, a name in the configs folder (``clippings-supervised``), or ``configs/<file>``
     given from outside the repository (the file name is then looked up in the configs folder)."""
@@ -224,11 +234,8 @@ def _apply_config(args) -> None:
             if key == "description":
                 continue
             want = type(_TRAIN_DEFAULTS[key])
-            ok = (isinstance(value, bool) if want is bool else isinstance(value, str) if want is str else isinstance(value, list) if want is list else
-                  isinstance(value, (int, float)) and not isinstance(value, bool) if want is float else
-                  isinstance(value, int) and not isinstance(value, bool))
-            if not ok:
-                raise ConfigError(f"{path}: {key} must be a {want.__name__}, got {value!r}")
+            if not _has_type(value, want):
+                raise ConfigError(f"{path}: {key} must be {_TYPE_NAMES[want]}, got {value!r}")
     for key, default in _TRAIN_DEFAULTS.items():
         if getattr(args, key) is None:
             setattr(args, key, cfg.get(key, default))
