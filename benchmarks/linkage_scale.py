@@ -14,6 +14,10 @@ partitions must be identical. Anchor: DBSCAN in the same run.
     python benchmarks/linkage_scale.py            # N = 10k, 100k, 1M   (ratio = seconds at 1M / 600)
     python benchmarks/linkage_scale.py --quick    # N = 10k, 100k       (ratio = seconds at 100k / 60;
                                                   #  DBSCAN at 10k only, to stay under 3 minutes)
+    # the brute / certified crossover (docs/linkage.md): both exact methods at each N, same data
+    python benchmarks/linkage_scale.py --crossover --sizes 2000 5000 10000 20000 --dbscan-max 0
+    python benchmarks/linkage_scale.py --crossover --sizes 2000 5000 10000 --mean-size 1 --dbscan-max 0  # worst case:
+                                                  #  all singletons, so step 1 leaves C = N components
 """
 
 from __future__ import annotations
@@ -86,11 +90,12 @@ def run_case(args) -> None:
                       "ari_vs_planted": float(adjusted_rand_score(planted, labels)), **extra}))
 
 
-def spawn(case: str, n: int, args, workdir: str):
-    out = os.path.join(workdir, f"{case}_{n}.npy")
+def spawn(case: str, n: int, args, workdir: str, method: str | None = None):
+    method = method or args.method
+    out = os.path.join(workdir, f"{case}_{method}_{n}.npy")
     cmd = [sys.executable, __file__, "--child", case, "--n", str(n), "--out", out, "--threshold", str(args.threshold),
            "--mean-size", str(args.mean_size), "--noise", str(args.noise), "--seed", str(args.seed),
-           "--threads", str(args.threads), "--method", args.method]
+           "--threads", str(args.threads), "--method", method]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)
@@ -110,6 +115,8 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--method", default="auto", help="capcse single_linkage method (auto, brute, certified)")
+    p.add_argument("--crossover", action="store_true", help="run capcse's brute and certified methods at every N "
+                   "(and DBSCAN up to --dbscan-max) and print their times side by side")
     p.add_argument("--child", choices=["capcse", "dbscan"], help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -121,6 +128,8 @@ def main() -> int:
 
     import numpy as np
 
+    if args.crossover:
+        return crossover(args)
     sizes = args.sizes or ([10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])
     if args.dbscan_max is None:
         args.dbscan_max = 10_000 if args.quick else 100_000
@@ -153,6 +162,34 @@ def main() -> int:
     print(f"RESULT linkage_scale ratio={top['seconds'] / budget:.3f} target=1 peak_gib={top['peak_gib']:.2f} "
           f"n={target_n} seconds={top['seconds']:.1f} speedup_vs_dbscan_at_{max(n for n in results if 'dbscan' in results[n])}={speedups[-1]:.1f} "
           f"identical={all(r.get('identical', True) for r in results.values())} load_avg_at_start={load[0]:.2f}")
+    return 0
+
+
+def crossover(args) -> int:
+    """Brute force against the certified method at each N (same data, separate processes)."""
+    import numpy as np
+
+    sizes = args.sizes or [2000, 5000, 10000, 20000]
+    dbscan_max = 0 if args.dbscan_max is None else args.dbscan_max
+    load = os.getloadavg()
+    print(f"# linkage_scale --crossover: d={DIM} threshold={args.threshold} mean_size={args.mean_size} noise={args.noise} "
+          f"threads={args.threads} load_avg_at_start={load[0]:.2f}")
+    print(f"{'N':>7} {'brute s':>8} {'certified s':>11} {'DBSCAN s':>9} {'identical':>9} {'clusters':>8} {'C step 1':>8} "
+          f"{'flagged pairs':>13} {'certified steps (s)':>30}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            brute, bpath = spawn("capcse", n, args, tmp, "brute")
+            cert, cpath = spawn("capcse", n, args, tmp, "certified")
+            same = np.array_equal(np.load(bpath), np.load(cpath))
+            db = "-"
+            if n <= dbscan_max:
+                ref, rpath = spawn("dbscan", n, args, tmp)
+                same = same and np.array_equal(np.load(bpath), np.load(rpath))
+                db = f"{ref['seconds']:.1f}"
+            steps = " ".join(f"{k.split('_')[0]}={v}" for k, v in cert["step_seconds"].items() if k != "total")
+            print(f"{n:>7} {brute['seconds']:>8.2f} {cert['seconds']:>11.2f} {db:>9} {str(same):>9} {brute['clusters']:>8} "
+                  f"{cert['components_step1']:>8} {cert['flagged_component_pairs']:>13} {steps:>30}")
+    print(f"# load_avg_at_end={os.getloadavg()[0]:.2f}")
     return 0
 
 

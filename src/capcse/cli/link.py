@@ -52,9 +52,9 @@ def register(subparsers) -> None:
 
     t = steps.add_parser("train", help="train projection heads on frozen-tower features (CLIP, then SupCon)")
     t.add_argument("embeddings", help="features .npz from `capcse link embed` (towers without heads)")
-    t.add_argument("--out", required=True, help="output folder: heads.pt, heads.json, embeddings.npz (projected)")
+    t.add_argument("--out", required=True, help="output folder: heads.safetensors, heads.json, embeddings.npz (projected)")
     t.add_argument("--config", default=None, help="YAML recipe (e.g. configs/clippings-supervised.yaml); its keys "
-                   "(stages, seed, dim, im_wt, clip_epochs, supcon_epochs, m, k, supcon_batch) replace the defaults "
+                   "(stages, seed, dim, im_wt, clip_epochs, supcon_epochs, m, k, supcon_batch, select_best, clip_select) replace the defaults "
                    "of the options below, and options given on the command line replace the recipe")
     t.add_argument("--stages", nargs="+", choices=("clip", "supcon"), default=None,
                    help="clip = self-supervised image-caption pre-training; supcon = supervised metric learning (default: both)")
@@ -66,6 +66,12 @@ def register(subparsers) -> None:
     t.add_argument("--m", type=int, default=None, help="records per cluster in a SupCon batch (default 3)")
     t.add_argument("--k", type=int, default=None, help="clusters per hard-negative neighbourhood (default 3)")
     t.add_argument("--supcon-batch", type=int, default=None, help="default 54")
+    t.add_argument("--select-best", dest="select_best", action="store_true", default=None,
+                   help="keep each stage's best state on validation (SupCon: validation ARI; CLIP: validation CLIP loss), "
+                        "as the original; the CLIPPINGS recipes set it")
+    t.add_argument("--no-select-best", dest="select_best", action="store_false", help="keep the last state")
+    t.add_argument("--clip-select", choices=("val_loss", "val_ari"), default=None,
+                   help="CLIP stage's criterion with --select-best: validation CLIP loss (the original's; default) or validation ARI")
     t.set_defaults(func=run_train)
 
     c = steps.add_parser("cluster", help="single-linkage clusters of one split")
@@ -85,6 +91,11 @@ def register(subparsers) -> None:
     v.add_argument("--tune-im-wt", action="store_true", help="multimodal: also choose im_wt on validation")
     v.add_argument("--no-jaccard", action="store_true")
     v.add_argument("--jaccard-only", action="store_true")
+    v.add_argument("--jaccard-variant", choices=("original", "capcse"), default="original",
+                   help="Jaccard baseline: 'original' = CLIPPINGS' jaccard_sim.py (punctuation deleted, hyphens kept; "
+                        "n 1-5, threshold 0.05-0.20 by 0.01), 'capcse' = punctuation to spaces, n 1-3, threshold 0.05-0.95 by 0.025")
+    v.add_argument("--jaccard-same-scan", action="store_true",
+                   help="as the original script, never link two records whose ids agree after their first '_' (same scan)")
     v.add_argument("--out", default=None, help="results JSON")
     v.set_defaults(func=run_eval)
 
@@ -166,14 +177,38 @@ def run_embed(args) -> int:
 
 
 def _load_npz(path):
-    import numpy as np
+    from capcse.evaluation.linkage_report import load_embeddings
 
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+    return load_embeddings(path)
 
 
 _TRAIN_DEFAULTS = {"stages": ["clip", "supcon"], "seed": 0, "dim": 256, "im_wt": 0.5, "clip_epochs": 20, "supcon_epochs": 20,
-                   "m": 3, "k": 3, "supcon_batch": 54}
+                   "m": 3, "k": 3, "supcon_batch": 54, "select_best": False, "clip_select": "val_loss"}
+
+
+_TYPE_NAMES = {bool: "true or false", str: "a string", list: "a list", float: "a number", int: "an integer"}
+
+
+def _has_type(value, want: type) -> bool:
+    """YAML value check: bools are not numbers; an integer is a valid float."""
+    if want in (int, float) and isinstance(value, bool):
+        return False
+    return isinstance(value, (int, float) if want is float else want)
+
+
+def _find_link_recipe(name_or_path) -> Path:
+    """A recipe path, a name in the configs folder (``clippings-supervised``), or ``configs/<file>``
+    given from outside the repository (the file name is then looked up in the configs folder)."""
+    from capcse.errors import ConfigError
+    from capcse.train.recipe import configs_dir, find_recipe
+
+    try:
+        return find_recipe(name_or_path)
+    except ConfigError:
+        cand = configs_dir() / Path(name_or_path).name
+        if cand.is_file():
+            return cand
+        raise
 
 
 def _apply_config(args) -> None:
@@ -184,11 +219,23 @@ def _apply_config(args) -> None:
 
         from capcse.errors import ConfigError
 
-        with open(args.config, encoding="utf-8") as fh:
-            cfg = yaml.safe_load(fh) or {}
+        path = _find_link_recipe(args.config)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                cfg = yaml.safe_load(fh) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        if not isinstance(cfg, dict):
+            raise ConfigError(f"{path}: a recipe is a mapping of keys to values")
         unknown = set(cfg) - set(_TRAIN_DEFAULTS) - {"description"}
         if unknown:
             raise ConfigError(f"{args.config}: unknown key(s) {sorted(unknown)}; known: {', '.join(_TRAIN_DEFAULTS)}")
+        for key, value in cfg.items():
+            if key == "description":
+                continue
+            want = type(_TRAIN_DEFAULTS[key])
+            if not _has_type(value, want):
+                raise ConfigError(f"{path}: {key} must be {_TYPE_NAMES[want]}, got {value!r}")
     for key, default in _TRAIN_DEFAULTS.items():
         if getattr(args, key) is None:
             setattr(args, key, cfg.get(key, default))
@@ -205,7 +252,7 @@ def run_train(args) -> int:
     z = _load_npz(args.embeddings)
     heads = train_heads(z, args.out, stages=tuple(args.stages), seed=args.seed, dim=args.dim, im_wt=args.im_wt,
                         clip_epochs=args.clip_epochs, supcon_epochs=args.supcon_epochs, m=args.m, k=args.k,
-                        supcon_batch=args.supcon_batch, log=_log)
+                        supcon_batch=args.supcon_batch, select_best=bool(args.select_best), clip_select=args.clip_select, log=_log)
     projected = project_embeddings(heads, z)
     with atomic_open(Path(args.out) / "embeddings.npz", "wb") as fh:
         np.savez(fh, **projected)
@@ -236,7 +283,8 @@ def run_eval(args) -> int:
     from capcse.evaluation.linkage_report import evaluate_records
 
     results = evaluate_records(args.embeddings, args.records, mode=args.mode, im_wt=args.im_wt, tune_im_wt=args.tune_im_wt,
-                               jaccard=not args.no_jaccard, jaccard_only=args.jaccard_only, log=_log)
+                               jaccard=not args.no_jaccard, jaccard_only=args.jaccard_only, jaccard_variant=args.jaccard_variant,
+                               jaccard_same_scan=args.jaccard_same_scan, log=_log)
     for row in results["rows"]:
         print(f"{row['name']:<28} ARI {100 * row['test']['ari']:6.1f}  F1 {100 * row['test']['f1']:6.1f}  "
               f"purity {100 * row['test']['purity']:6.1f}  threshold {row['threshold']:.4f}" + (f"  im_wt {row['im_wt']}" if row.get("im_wt") is not None else ""))

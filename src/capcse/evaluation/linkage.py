@@ -487,6 +487,25 @@ class SingleLinkageTree:
 
     def merge_heights(self) -> np.ndarray:
         """Sorted distances at which clusters merge (the useful thresholds to try)."""
+        return self.merges()[2]
+
+    def merges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The tree as a sequence of unions of records, in order of height: arrays ``(a, b, height)``.
+
+        Joining ``a[k]`` and ``b[k]`` for every ``k`` with ``height[k] <= t`` (in any order) gives single
+        linkage at ``t``; these are the edges of a minimum spanning forest. From the dendrogram, each row
+        of ``Z`` joins two clusters, represented here by one record of each.
+        """
         if self.n <= 1:
-            return np.zeros(0)
-        return np.sort(self.Z[:, 2]) if self.Z is not None else np.sort(self.mst_d)
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        if self.Z is None:
+            order = np.argsort(self.mst_d, kind="stable")
+            return self.mst_i[order], self.mst_j[order], self.mst_d[order]
+        rep = np.concatenate([np.arange(self.n), np.zeros(len(self.Z), np.int64)])
+        a = np.empty(len(self.Z), np.int64)
+        b = np.empty(len(self.Z), np.int64)
+        for r, (x, y) in enumerate(self.Z[:, :2].astype(np.int64)):  # a cluster is named by one of its records
+            a[r], b[r] = rep[x], rep[y]
+            rep[self.n + r] = a[r]
+        order = np.argsort(self.Z[:, 2], kind="stable")  # single-linkage heights are already monotone
+        return a[order], b[order], self.Z[order, 2]

@@ -1,9 +1,18 @@
 """The rule-based CLIPPINGS baseline: link captions whose word n-gram sets have Jaccard >= a threshold.
 
-As in the CLIPPINGS baseline script, texts are lower-cased, stripped of punctuation and non-ASCII
-characters, split on whitespace into word n-grams; two records are linked when
-``|A & B| / |A | B| >= threshold`` (an empty set links nothing) and clusters are the connected
-components. ``n`` and the threshold are tuned on the validation split.
+Two variants (``variant=``), both lower-casing, dropping non-ASCII characters and splitting on
+whitespace into word n-grams; two records are linked when ``|A & B| / |A | B| >= threshold`` (an
+empty set links nothing) and clusters are the connected components; ``n`` and the threshold are tuned
+on the validation split (first maximum of ARI, in grid order, as the original loop):
+
+``"original"`` (the default of ``capcse link eval``) -- CLIPPINGS' ``scripts/jaccard_sim.py``:
+    punctuation is *deleted* and hyphens kept (``"U.S."`` -> ``us``, ``"well-known"`` one token,
+    ``"it's"`` -> ``its``); grid n in 1..5, threshold 0.05..0.20 by 0.01. The script also drops pairs
+    of records "from the same scan" (record ids equal after their first ``_``): pass ``scans`` (one key
+    per record, e.g. :func:`original_scan_key` of the ids) to do the same; off by default, since
+    capcse's record ids are not scan names.
+``"capcse"`` -- punctuation (hyphens and apostrophes included) *replaced by spaces*; grid n in 1..3,
+    threshold 0.05..0.95 by 0.025 (a wider range, for captions that share more words than OCR'd articles).
 
 Exact and scalable: candidate pairs come from the *prefix filter* (Chaudhuri et al. 2006; Bayardo et
 al. 2007): order n-grams from rarest to most common; if ``J(A, B) >= t`` then ``|A & B| >=
@@ -24,22 +33,47 @@ from scipy.sparse.csgraph import connected_components
 
 from capcse.evaluation.linkage import canonical_labels
 
-__all__ = ["clean_text", "ngram_sets", "jaccard_pairs", "jaccard_clusters", "tune_jaccard", "JaccardTuneResult"]
+__all__ = ["clean_text", "ngram_sets", "jaccard_pairs", "jaccard_clusters", "tune_jaccard", "JaccardTuneResult",
+           "JACCARD_VARIANTS", "original_scan_key"]
 
 _PUNCT = re.compile(r"[\"#$%&\\()*+/:;<=>@\[\]^_`{|}~.?,!'\-]")
+# jaccard_sim.py's remove_odd_characters: chars_to_remove = r'"#$%&\()*+/:;<=>@[\\]^_`{|}~.?,!\'' (no hyphen)
+_ORIGINAL_DELETE = str.maketrans("", "", "\"#$%&\\()*+/:;<=>@[]^_`{|}~.?,!'")
+
+JACCARD_VARIANTS = {
+    "original": {"ns": (1, 2, 3, 4, 5), "thresholds": tuple(round(0.05 + 0.01 * k, 2) for k in range(16))},
+    "capcse": {"ns": (1, 2, 3), "thresholds": tuple(float(t) for t in np.round(np.arange(0.05, 0.951, 0.025), 3))},
+}
 
 
-def clean_text(text: str) -> str:
-    """Lower-case, drop punctuation and non-ASCII characters, collapse whitespace."""
-    text = _PUNCT.sub(" ", text.replace("-\n", "").replace("\n", " "))
+def _variant(variant: str) -> dict:
+    if variant not in JACCARD_VARIANTS:
+        raise ValueError(f"unknown Jaccard variant {variant!r} ({', '.join(JACCARD_VARIANTS)})")
+    return JACCARD_VARIANTS[variant]
+
+
+def clean_text(text: str, variant: str = "capcse") -> str:
+    """Lower-case, remove punctuation and non-ASCII characters, collapse whitespace.
+
+    ``capcse`` replaces punctuation (hyphens included) by spaces; ``original`` deletes it and keeps
+    hyphens, as CLIPPINGS' script (whose later ``split()`` makes the whitespace collapse equivalent).
+    """
+    _variant(variant)
+    text = text.replace("-\n", "").replace("\n", " ")
+    text = text.translate(_ORIGINAL_DELETE) if variant == "original" else _PUNCT.sub(" ", text)
     return " ".join(text.encode("ascii", "ignore").decode().lower().split())
 
 
-def ngram_sets(texts: Sequence[str], n: int = 1) -> list[set]:
+def original_scan_key(record_id: str) -> str:
+    """The original script's "same scan" key of a record id: everything after its first ``_``."""
+    return "_".join(str(record_id).split("_")[1:])
+
+
+def ngram_sets(texts: Sequence[str], n: int = 1, variant: str = "capcse") -> list[set]:
     """The set of word n-grams of each cleaned text."""
     out = []
     for text in texts:
-        words = clean_text(text).split()
+        words = clean_text(text, variant).split()
         out.append({" ".join(words[k : k + n]) for k in range(len(words) - n + 1)})
     return out
 
@@ -99,10 +133,20 @@ def _labels_from_pairs(n: int, i, j) -> np.ndarray:
     return canonical_labels(connected_components(graph, directed=False)[1])
 
 
-def jaccard_clusters(texts: Sequence[str], threshold: float, n: int = 1) -> np.ndarray:
-    """Connected components of the graph linking texts whose n-gram Jaccard is >= ``threshold``."""
-    i, j, _ = jaccard_pairs(ngram_sets(texts, n), threshold)
-    return _labels_from_pairs(len(texts), i, j)
+def _other_scans(i, j, scans):
+    """Mask of the pairs whose records come from different scans (all pairs when ``scans`` is None)."""
+    if scans is None:
+        return np.ones(len(i), bool)
+    codes = np.unique(np.asarray([str(s) for s in scans]), return_inverse=True)[1]
+    return codes[i] != codes[j]
+
+
+def jaccard_clusters(texts: Sequence[str], threshold: float, n: int = 1, *, variant: str = "capcse", scans=None) -> np.ndarray:
+    """Connected components of the graph linking texts whose n-gram Jaccard is >= ``threshold``
+    (pairs of records with the same ``scans`` key are never linked)."""
+    i, j, _ = jaccard_pairs(ngram_sets(texts, n, variant), threshold)
+    keep = _other_scans(i, j, scans)
+    return _labels_from_pairs(len(texts), i[keep], j[keep])
 
 
 @dataclass
@@ -110,6 +154,7 @@ class JaccardTuneResult:
     n: int
     threshold: float
     score: float
+    variant: str = "capcse"
     curve: list = field(default_factory=list)  # (n, threshold, score)
 
 
@@ -117,23 +162,32 @@ def tune_jaccard(
     texts: Sequence[str],
     labels,
     *,
-    ns: Sequence[int] = (1, 2, 3),
-    thresholds: Sequence[float] = tuple(np.round(np.arange(0.05, 0.951, 0.025), 3)),
+    variant: str = "capcse",
+    ns: Sequence[int] | None = None,
+    thresholds: Sequence[float] | None = None,
+    scans=None,
 ) -> JaccardTuneResult:
-    """Choose the n-gram size and the threshold maximising ARI on the given (validation) texts."""
+    """Choose the n-gram size and the threshold maximising ARI on the given (validation) texts.
+
+    ``ns`` and ``thresholds`` default to the ``variant``'s grid (:data:`JACCARD_VARIANTS`); the first
+    maximum in grid order (n, then threshold, ascending) wins, as in the original loop.
+    """
     from sklearn.metrics import adjusted_rand_score
 
+    grid = _variant(variant)
     labels = np.asarray(labels)
-    thresholds = sorted(float(t) for t in thresholds)
+    thresholds = sorted(float(t) for t in (grid["thresholds"] if thresholds is None else thresholds))
     best = None
     curve = []
-    for n in ns:
-        i, j, jac = jaccard_pairs(ngram_sets(texts, n), thresholds[0])
+    for n in grid["ns"] if ns is None else ns:
+        i, j, jac = jaccard_pairs(ngram_sets(texts, n, variant), thresholds[0])
+        keep = _other_scans(i, j, scans)
+        i, j, jac = i[keep], j[keep], jac[keep]
         for t in thresholds:
             keep = jac >= t
             s = float(adjusted_rand_score(labels, _labels_from_pairs(len(texts), i[keep], j[keep])))
             curve.append((n, t, s))
             if best is None or s > best.score + 1e-12:
-                best = JaccardTuneResult(n=n, threshold=t, score=s)
+                best = JaccardTuneResult(n=n, threshold=t, score=s, variant=variant)
     best.curve = curve
     return best

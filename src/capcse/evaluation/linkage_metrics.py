@@ -29,6 +29,8 @@ __all__ = [
     "linkage_scores",
     "combine_embeddings",
     "TuneResult",
+    "ari_from_pair_counts",
+    "sweep_merges",
     "tune_threshold",
     "tune_threshold_and_weight",
     "LinkageSplit",
@@ -125,19 +127,96 @@ class TuneResult:
     curve: list = field(default_factory=list)  # (im_wt, threshold, score) for every candidate tried
 
 
-def _candidate_thresholds(heights: np.ndarray, max_candidates: int) -> tuple[np.ndarray, np.ndarray]:
-    """Thresholds at which the partition changes, and a robust operating point inside each interval.
+def ari_from_pair_counts(n: int, both: int, pred_pairs: int, true_pairs: int) -> float:
+    """ARI from the pair counts of :func:`pair_counts`, with scikit-learn's formula and integers.
 
-    Single linkage is constant on [h_k, h_{k+1}) between merge heights; we score at h_k and, if it wins,
-    use the middle of that interval so a slightly different test distribution is not cut at an edge.
+    ``adjusted_rand_score`` builds the pair confusion matrix (ordered pairs) ``tp = 2 both``,
+    ``fp = 2 (pred - both)``, ``fn = 2 (true - both)``, ``tn = n^2 - n - tp - fp - fn`` and returns 1
+    when ``fp = fn = 0``, else ``2 (tp tn - fn fp) / ((tp + fn)(fn + tn) + (tp + fp)(fp + tn))``, in
+    Python integers; this is the same computation, so the value is bit-identical.
     """
-    h = np.unique(heights)
-    if len(h) == 0:
-        return np.zeros(1), np.zeros(1)
-    if len(h) > max_candidates:
-        h = np.unique(np.quantile(h, np.linspace(0, 1, max_candidates), method="nearest"))
-    nxt = np.append(h[1:], h[-1] + max(1e-3, 0.05 * h[-1]))
-    return np.concatenate([[0.0], h]), np.concatenate([[h[0] / 2], (h + nxt) / 2])
+    n, both, pred_pairs, true_pairs = int(n), int(both), int(pred_pairs), int(true_pairs)
+    tp, fp, fn = 2 * both, 2 * (pred_pairs - both), 2 * (true_pairs - both)
+    tn = n * n - n - tp - fp - fn
+    if fn == 0 and fp == 0:
+        return 1.0
+    return 2.0 * (tp * tn - fn * fp) / ((tp + fn) * (fn + tn) + (tp + fp) * (fp + tn))
+
+
+def _f1_from_pair_counts(both: int, pred_pairs: int, true_pairs: int) -> float:
+    precision = both / pred_pairs if pred_pairs else 1.0
+    recall = both / true_pairs if true_pairs else 1.0
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def sweep_merges(a, b, heights, labels, metric: str = "ari") -> tuple[np.ndarray, np.ndarray, float]:
+    """The score of single linkage at every distinct merge height, union by union.
+
+    ``(a, b, heights)`` is the tree's union sequence (:meth:`SingleLinkageTree.merges`), sorted by
+    height. Each union of clusters A and B adds ``|A| |B|`` predicted pairs and ``sum_c A_c B_c`` pairs
+    that share a true cluster ``c`` (each cluster keeps its true-label counts; the smaller table is
+    merged into the larger, so the whole sweep costs O(N log N)). The score is taken once all unions
+    of one height are done, i.e. at threshold ``h`` with links ``<= h``. Returns (distinct heights,
+    score at each, score of the all-singletons partition).
+    """
+    if metric not in ("ari", "f1"):
+        raise ValueError(f"unknown tuning metric {metric!r} (ari, f1)")
+    true = canonical_labels(labels)
+    n = len(true)
+    score = (lambda bo, pp, tp: ari_from_pair_counts(n, bo, pp, tp)) if metric == "ari" else _f1_from_pair_counts
+    true_pairs = _pairs(np.bincount(true)) if n else 0
+    parent = list(range(n))
+    tables = [{int(c): 1} for c in true]
+    sizes = [1] * n
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    both = pred_pairs = 0
+    before = score(0, 0, true_pairs)
+    heights = np.asarray(heights, dtype=np.float64)
+    distinct, scores = [], []
+    a, b = np.asarray(a).tolist(), np.asarray(b).tolist()
+    k = 0
+    while k < len(heights):
+        h = heights[k]
+        while k < len(heights) and heights[k] == h:
+            x, y = find(a[k]), find(b[k])
+            k += 1
+            if x == y:
+                continue
+            if len(tables[x]) < len(tables[y]):
+                x, y = y, x
+            pred_pairs += sizes[x] * sizes[y]
+            big = tables[x]
+            for c, cnt in tables[y].items():
+                have = big.get(c, 0)
+                both += have * cnt
+                big[c] = have + cnt
+            tables[y] = None
+            parent[y] = x
+            sizes[x] += sizes[y]
+        distinct.append(float(h))
+        scores.append(score(both, pred_pairs, true_pairs))
+    return np.asarray(distinct), np.asarray(scores), before
+
+
+def _operating_point(h: np.ndarray, k: int, upper: float | None) -> float:
+    """A threshold strictly inside [h[k], h[k+1]) (the partition is constant there); k = -1: below h[0].
+
+    The middle of the interval, so that a slightly different test distribution is not cut at an edge;
+    past the last height, 5 % (at least 1e-3) beyond it, capped at ``upper`` when that is known.
+    """
+    if k < 0:
+        return float(h[0] / 2)
+    if k + 1 < len(h):
+        mid = (h[k] + h[k + 1]) / 2
+        return float(mid if h[k] <= mid < h[k + 1] else h[k])
+    beyond = h[k] + max(1e-3, 0.05 * h[k])
+    return float(min(beyond, upper) if upper is not None else beyond)
 
 
 def _score(metric: str, true, pred) -> float:
@@ -157,27 +236,39 @@ def tune_threshold(
     metric: str = "ari",
     thresholds: Sequence[float] | None = None,
     t_max: float = 1.0,
-    max_candidates: int = 400,
 ) -> TuneResult:
     """The single-linkage threshold that maximises ``metric`` on the given (validation) records.
 
-    By default every threshold at which the partition changes (the dendrogram's merge heights up to
-    ``t_max``) is tried, so the optimum over all thresholds is found, not a grid approximation.
+    By default the exact optimum over all thresholds in ``[0, t_max]``: the partition only changes at
+    the merge heights of the single-linkage tree, and :func:`sweep_merges` scores the partition at
+    every distinct height (and the all-singletons one below the lowest), union by union, at any size.
+    The returned threshold is the middle of the winning interval ``[h_k, h_{k+1})``, which yields the
+    very partition that was scored, so ``score`` is the metric at the returned threshold. Ties go to
+    the lowest threshold. With ``thresholds``, only those values are scored.
     """
     labels = np.asarray(labels)
     tree = SingleLinkageTree(embeddings, t_max=t_max)
-    if thresholds is None:
-        heights = tree.merge_heights()
-        evals, operating = _candidate_thresholds(heights[heights <= t_max], max_candidates)
-    else:
-        evals = operating = np.asarray(sorted(thresholds), dtype=np.float64)
-    best = None
     curve = []
-    for t_eval, t_op in zip(evals, operating):
-        s = _score(metric, labels, tree.labels_at(float(t_eval)))
-        curve.append((None, float(t_op), s))
-        if best is None or s > best[1] + 1e-12:
-            best = (float(t_op), s)
+    best = None
+    if thresholds is None:
+        a, b, heights = tree.merges()
+        h_all, s_all, before = sweep_merges(a, b, heights, labels, metric)
+        inside = h_all <= t_max
+        upper = t_max if tree.Z is None else None  # a forest built for t_max knows nothing above it
+        # all singletons is a candidate unless records coincide (a merge at height 0 happens at any t >= 0)
+        candidates = [(-1, before)] if not len(h_all) or h_all[0] > 0 else []
+        candidates += [(k, s_all[k]) for k in np.flatnonzero(inside)]
+        for k, s in candidates:
+            t_op = 0.0 if not len(h_all) else _operating_point(h_all, int(k), upper)
+            curve.append((None, t_op, float(s)))
+            if best is None or s > best[1] + 1e-12:
+                best = (t_op, float(s))
+    else:
+        for t in sorted(float(t) for t in thresholds):
+            s = _score(metric, labels, tree.labels_at(t))
+            curve.append((None, t, s))
+            if best is None or s > best[1] + 1e-12:
+                best = (t, s)
     return TuneResult(threshold=best[0], score=best[1], metric=metric, curve=curve)
 
 

@@ -12,6 +12,15 @@ into a shared space and the CLIP logit scale:
 
 This is a deliberate simplification of the paper (which fine-tunes the whole CLIP model): on CPU it
 makes a multi-seed table affordable. The Trainer (not a hand-written loop) runs the optimisation.
+
+Checkpoint selection (``select_best=True``, the CLIPPINGS recipes), as the original ``train_clippings.py``:
+the state before each stage is scored, then the state after every epoch; the best one is kept and
+restored at the end. SupCon stage: the validation ARI of the pooled embedding at ``im_wt`` with the
+threshold tuned on the same validation records (the original's ``val_bienc_clustering``, which searched
+the threshold with 500 TPE trials in U(0.01, 0.4); here it is the exact optimum). CLIP stage: the mean
+symmetric CLIP loss over the validation image-caption pairs (the original's ``eval_clip``), or with
+``clip_select="val_ari"`` the validation ARI of the pooled embedding (what the SupCon stage uses). Saved as
+``heads.safetensors`` (tensors) and ``heads.json`` (settings, losses, the per-epoch selection scores).
 """
 
 from __future__ import annotations
@@ -26,12 +35,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from capcse.errors import ConfigError
 from capcse.losses.clip import CLIPLoss
 from capcse.losses.supcon import SupConLoss
 from capcse.models.dual import record_embedding
 from capcse.train.samplers import HardNegativeBatchSampler
 
-__all__ = ["ProjectionHeads", "train_heads", "project_embeddings"]
+__all__ = ["ProjectionHeads", "train_heads", "project_embeddings", "save_heads", "load_heads", "validation_ari",
+           "validation_clip_loss"]
 
 
 class ProjectionHeads(nn.Module):
@@ -80,7 +91,58 @@ def _collate(rows):
     return {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
 
 
-def _make_trainer(model, dataset, out_dir: Path, *, epochs: int, lr: float, batch_size: int, seed: int, batch_sampler=None):
+@torch.no_grad()
+def validation_ari(heads: ProjectionHeads, data: "_Features") -> float:
+    """Validation ARI of the pooled embedding at ``heads.im_wt``, threshold tuned on the same records."""
+    from capcse.evaluation.linkage_metrics import tune_threshold
+
+    img, txt = heads.embed(data.image, data.text)
+    return tune_threshold(record_embedding(img, txt, heads.im_wt).double().numpy(), data.labels.numpy()).score
+
+
+@torch.no_grad()
+def validation_clip_loss(heads: ProjectionHeads, data: "_Features", batch_size: int) -> float:
+    """Mean symmetric CLIP loss over the validation image-caption pairs, in batches of ``batch_size``."""
+    losses = []
+    for s in range(0, len(data), batch_size):
+        img, txt = heads.embed(data.image[s : s + batch_size], data.text[s : s + batch_size])
+        losses.append(float(heads.clip_loss(img, txt, logit_scale=heads.logit_scale)))
+    return float(np.mean(losses))
+
+
+def _selector(model, score, higher_is_better: bool, history: list, log):
+    """A Trainer callback keeping the best state (by ``score(model)``; before training = epoch 0)."""
+    import copy
+
+    from transformers import TrainerCallback
+
+    class SelectBest(TrainerCallback):
+        def __init__(self):
+            self.best = None
+
+        def _check(self, model, epoch):
+            value = score(model)
+            history.append({"epoch": epoch, "score": value})
+            better = self.best is None or (value > self.best[0] if higher_is_better else value < self.best[0])
+            if better:  # strict, as the original: a tie keeps the earlier state
+                self.best = (value, epoch, copy.deepcopy(model.state_dict()))
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            self._check(model, 0)
+
+        def on_epoch_end(self, args, state, control, model=None, **kwargs):
+            self._check(model, int(round(state.epoch or 0)))
+
+        def on_train_end(self, args, state, control, model=None, **kwargs):
+            value, epoch, best_state = self.best
+            model.load_state_dict(best_state)
+            log(f"kept epoch {epoch} of {int(round(state.epoch or 0))} (validation {value:.4f})")
+
+    return SelectBest()
+
+
+def _make_trainer(model, dataset, out_dir: Path, *, epochs: int, lr: float, batch_size: int, seed: int, batch_sampler=None,
+                  extra_callbacks=()):
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
     class LinkageTrainer(Trainer):
@@ -108,14 +170,22 @@ def _make_trainer(model, dataset, out_dir: Path, *, epochs: int, lr: float, batc
         logging_steps=10, save_strategy="no", report_to=[], seed=seed, data_seed=seed, use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=True,
     )
-    callbacks = [RefreshHardNegatives()] if batch_sampler is not None else []
+    callbacks = ([RefreshHardNegatives()] if batch_sampler is not None else []) + list(extra_callbacks)
     return LinkageTrainer(model=model, args=args, train_dataset=dataset, data_collator=_collate, callbacks=callbacks)
 
 
 def train_heads(z: dict, out_dir, *, stages=("clip", "supcon"), seed: int = 0, dim: int = 256, im_wt: float = 0.5,
                 clip_epochs: int = 20, clip_lr: float = 1e-3, clip_batch: int = 64, supcon_epochs: int = 20, supcon_lr: float = 5e-4,
-                m: int = 3, k: int = 3, supcon_batch: int = 54, log=print) -> ProjectionHeads:
-    """Train the heads on the ``train`` split of a feature file (``capcse link embed`` output)."""
+                m: int = 3, k: int = 3, supcon_batch: int = 54, select_best: bool = False, clip_select: str = "val_loss",
+                log=print) -> ProjectionHeads:
+    """Train the heads on the ``train`` split of a feature file (``capcse link embed`` output).
+
+    ``select_best``: keep, per stage, the state with the best validation score (see the module
+    docstring); needs labelled ``validation`` records in ``z``. ``clip_select``: the CLIP stage's
+    criterion, ``val_loss`` (the original's) or ``val_ari``.
+    """
+    if clip_select not in ("val_loss", "val_ari"):
+        raise ConfigError(f"clip_select must be val_loss or val_ari, got {clip_select!r}")
     out_dir = Path(out_dir)
     torch.manual_seed(seed)
     train = z["split"] == "train"
@@ -124,23 +194,71 @@ def train_heads(z: dict, out_dir, *, stages=("clip", "supcon"), seed: int = 0, d
     heads.im_wt = float(im_wt)
     data = _Features(z["image"][train], z["text"][train], labels)
     history = {}
+    selection = {}
+    val_data = None
+    if select_best:
+        val = z["split"] == "validation"
+        if not val.any():
+            raise ConfigError("select_best needs validation records in the feature file (split 'validation')")
+        val_data = _Features(z["image"][val], z["text"][val], np.unique(z["cluster_id"][val], return_inverse=True)[1])
     if "clip" in stages:
         heads.stage = "clip"
         # unlabelled pairs: every record is its own class; no two copies of one picture should share a batch
         # as false negatives more than chance allows, so batches are plain random ones
-        trainer = _make_trainer(heads, data, out_dir / "clip", epochs=clip_epochs, lr=clip_lr, batch_size=clip_batch, seed=seed)
+        extra = []
+        if select_best:
+            if clip_select == "val_loss":
+                selection["clip"] = {"metric": "validation_clip_loss", "epochs": []}
+                extra = [_selector(heads, lambda mdl: validation_clip_loss(mdl, val_data, clip_batch), False, selection["clip"]["epochs"], log)]
+            else:
+                selection["clip"] = {"metric": "validation_ari", "epochs": []}
+                extra = [_selector(heads, lambda mdl: validation_ari(mdl, val_data), True, selection["clip"]["epochs"], log)]
+        trainer = _make_trainer(heads, data, out_dir / "clip", epochs=clip_epochs, lr=clip_lr, batch_size=clip_batch, seed=seed,
+                                extra_callbacks=extra)
         history["clip"] = trainer.train().training_loss
         log(f"clip stage: mean loss {history['clip']:.4f}")
     if "supcon" in stages:
         heads.stage = "supcon"
         sampler = HardNegativeBatchSampler(labels, m=m, k=k, batch_size=supcon_batch, seed=seed)
+        extra = []
+        if select_best:
+            selection["supcon"] = {"metric": "validation_ari", "epochs": []}
+            extra = [_selector(heads, lambda mdl: validation_ari(mdl, val_data), True, selection["supcon"]["epochs"], log)]
         trainer = _make_trainer(heads, data, out_dir / "supcon", epochs=supcon_epochs, lr=supcon_lr, batch_size=supcon_batch, seed=seed,
-                                batch_sampler=sampler)
+                                batch_sampler=sampler, extra_callbacks=extra)
         history["supcon"] = trainer.train().training_loss
         log(f"supcon stage: mean loss {history['supcon']:.4f}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(heads.state_dict(), out_dir / "heads.pt")
-    (out_dir / "heads.json").write_text(json.dumps({"stages": list(stages), "seed": seed, "dim": dim, "im_wt": im_wt, "loss": history}, indent=2))
+    for name, sel in selection.items():
+        best = (max if sel["metric"] == "validation_ari" else min)(sel["epochs"], key=lambda e: e["score"])
+        sel["kept_epoch"] = best["epoch"]  # max/min return the first best: the same state the callback kept
+    save_heads(heads, out_dir, {"stages": list(stages), "seed": seed, "dim": dim, "im_wt": im_wt, "loss": history,
+                                "select_best": select_best, "selection": selection})
+    return heads
+
+
+def save_heads(heads: ProjectionHeads, out_dir, info: dict) -> None:
+    """``heads.safetensors`` (the tensors) and ``heads.json`` (sizes and settings, to rebuild the module)."""
+    from safetensors.torch import save_file
+
+    from capcse.io import atomic_write_json
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in heads.state_dict().items()}
+    save_file(state, str(out_dir / "heads.safetensors"))
+    atomic_write_json(out_dir / "heads.json", {"image_dim": heads.image.in_features, "text_dim": heads.text.in_features, **info})
+
+
+def load_heads(out_dir) -> ProjectionHeads:
+    """The heads written by :func:`save_heads` (no pickle)."""
+    from safetensors.torch import load_file
+
+    out_dir = Path(out_dir)
+    info = json.loads((out_dir / "heads.json").read_text())
+    heads = ProjectionHeads(info["image_dim"], info["text_dim"], dim=info["dim"])
+    heads.load_state_dict(load_file(str(out_dir / "heads.safetensors")))
+    heads.im_wt = float(info["im_wt"])
     return heads
 
 
