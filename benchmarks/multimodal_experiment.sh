@@ -32,7 +32,8 @@ COMMON=(--set model.name=all-MiniLM-L6-v2 --set model.pooler=mean --set model.ml
   --set train.batch_size=32 --set train.max_steps=$STEPS --set train.learning_rate=2e-5
   --set train.report_to=[none] --set train.logging_steps=5 --set train.device=cpu
   --set train.torch_threads=$THREADS --set eval.during=none --set eval.final=[none])
-DALR=(dalr-flickr-bert-base --set multimodal.teachers=[all-MiniLM-L6-v2])
+# the teacher = the starting model with its own mean pooling (the recipe sets DALR's cls_before_pooler for SimCSE teachers)
+DALR=(dalr-flickr-bert-base --set multimodal.teachers=[all-MiniLM-L6-v2] --set multimodal.teacher_pooler=null)
 for seed in $1; do
   for cfg in $2; do
     case $cfg in
