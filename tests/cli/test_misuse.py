@@ -22,6 +22,18 @@ class Misuse(NamedTuple):
     untouched: str | None = None  # a path (relative to tmp) that must not exist afterwards
 
 
+def _jpeg() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+JPEG = _jpeg()
+
 TINY_TRAIN = ("train simcse-unsup-bert-base --output {tmp}/run --set model.name={tiny} --set train.report_to=none "
               "--set eval.during=none --set eval.final=none --set train.device=cpu")
 
@@ -45,6 +57,18 @@ CASES = [
     Misuse("train-resume-without-run", "train --resume --output {tmp}/nothing",
            r"--resume: {tmp}/nothing/recipe\.yaml not found"),
     Misuse("train-unknown-recipe", "train no-such-recipe", r"no recipe 'no-such-recipe'"),
+    Misuse("pretrain-negative-learning-rate", "pretrain mlm-bert-mini --output {tmp}/mlm --set train.learning_rate=-1",
+           r"train\.learning_rate must be > 0, got -1\.0$", untouched="mlm"),
+    # the other four commands of issue 16 item 6
+    Misuse("link-cluster-on-a-records-csv", "link cluster {tmp}/records.csv --threshold 0.1 --out {tmp}/c.csv",
+           r"{tmp}/records\.csv", {"records.csv": b"record_id,image,text,cluster_id,split\nr0,a.jpg,text,c0,test\n"},
+           untouched="c.csv"),
+    Misuse("link-train-unknown-config", "link train {tmp}/f.npz --out {tmp}/o --config configs/no-such-recipe.yaml",
+           r"no recipe"),
+    Misuse("caption-model-folder-missing", "caption --images {tmp}/one --out {tmp}/cap --device cpu --quiet "
+           "--model /nonexistent", r"--model /nonexistent: no such model folder", {"one/a.jpg": JPEG}),
+    Misuse("caption-empty-image-folder", "caption --images {tmp}/empty --out {tmp}/cap --device cpu --quiet",
+           r"no images in ", {"empty/notes.txt": b"not an image\n"}),
 ]
 
 

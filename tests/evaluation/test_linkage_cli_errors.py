@@ -35,12 +35,6 @@ def _one_line_error(capsys):
     return err[0]
 
 
-def test_cluster_on_a_records_csv_is_a_one_line_error(tmp_path, capsys):
-    records, _ = _records(tmp_path)
-    assert main(["link", "cluster", str(records), "--threshold", "0.1", "--out", str(tmp_path / "c.csv")]) == 2
-    assert "records.csv" in _one_line_error(capsys) and not (tmp_path / "c.csv").exists()
-
-
 def test_cluster_on_an_npz_without_the_arrays_is_a_one_line_error(tmp_path, capsys):
     np.savez(tmp_path / "x.npz", a=np.zeros(3))
     assert main(["link", "cluster", str(tmp_path / "x.npz"), "--threshold", "0.1", "--out", str(tmp_path / "c.csv")]) == 2
