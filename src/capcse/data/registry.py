@@ -289,6 +289,7 @@ _SICKR = DatasetSpec(
     notes="one header line per file; SICK_test_annotated.txt has CRLF line ends",
 )
 
+
 def _kakao(name: str, kind: str, description: str, folder: str, files: tuple[str, ...], expected: dict,
            splits: tuple[str, ...], notes: str) -> DatasetSpec:
     """A kakaobrain/kor-nlu-datasets set: its GitHub files are the public origin, with known sha256."""
@@ -523,4 +524,3 @@ def data_roots(data_dir: str | os.PathLike | None = None) -> list[Path]:
         if r not in unique:
             unique.append(r)
     return unique
-

@@ -21,6 +21,7 @@ from capcse.data.registry import REGISTRY, DatasetSpec, Layout, data_cache_dir, 
 from capcse.data.verify import verify_copy
 from capcse.errors import CapcseError, DataNotFoundError
 
+
 log = logging.getLogger(__name__)
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -33,7 +34,6 @@ def _env_flag(name: str) -> bool:
 def is_offline() -> bool:
     """True when downloads are disabled: ``CAPCSE_OFFLINE`` or ``HF_HUB_OFFLINE`` set to 1/true/yes/on."""
     return _env_flag("CAPCSE_OFFLINE") or _env_flag("HF_HUB_OFFLINE")
-
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,6 @@ def _not_found_message(spec: DatasetSpec, layouts, tried: list[str], notes: list
     return "\n".join(lines)
 
 
-
 def list_datasets(data_dir=None) -> list[dict]:
     """One row per data set and variant: whether it is found locally, where, and its verified counts.
 
@@ -159,4 +158,3 @@ def list_datasets(data_dir=None) -> list[dict]:
                             "status": "missing", "note": layout.note})
             rows.append(row)
     return rows
-

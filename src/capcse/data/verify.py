@@ -52,4 +52,3 @@ def verify_copy(spec: DatasetSpec, layout: Layout, path: Path) -> dict:
             ok, note = False, f"first line {first!r} is not the wiki1m first line {WIKI1M_FIRST_LINE!r}"
     status = ("prefix" if layout.partial else "ok") if ok else "mismatch"
     return {"counts": counts, "expected": expected, "ok": ok, "status": status, "note": note}
-
