@@ -26,7 +26,7 @@ SETS = ("sts12", "sts13", "sts14", "sts15", "sts16", "stsb")
 def main() -> None:
     import numpy as np
 
-    from capcse.data.sts import load_sts
+    from capcse.data.loaders import load_sts
     from capcse.models.encoder import load_encoder
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -10,7 +10,8 @@ import warnings
 import pytest
 
 from capcse.cli import main
-from capcse.data.sts import IncompleteDataWarning, load_sts
+from capcse.data.loaders import load_sts
+from capcse.data.sts import IncompleteDataWarning
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ def test_empty_corpus_is_an_error(tmp_path):
 
 
 def test_real_evaluation_sets_catch_a_planted_sts_sentence(tmp_path, data_dir):
-    from capcse.data.sts import load_sts
+    from capcse.data.loaders import load_sts
 
     stsb = load_sts("stsb", "test", data_dir=data_dir)["stsb"]
     sts12 = next(iter(load_sts("sts12", "test", data_dir=data_dir).values()))
@@ -64,7 +64,7 @@ def test_real_evaluation_sets_catch_a_planted_sts_sentence(tmp_path, data_dir):
 
 def test_cli_check_finds_a_planted_sentence(tmp_path, data_dir, capsys):
     from capcse.cli import main
-    from capcse.data.sts import load_sts
+    from capcse.data.loaders import load_sts
 
     sick = load_sts("sickr", "test", data_dir=data_dir)["sickr"]
     path = tmp_path / "mine.txt"

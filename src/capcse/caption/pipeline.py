@@ -62,7 +62,7 @@ def _captions_step(cfg: dict[str, Any], out: Path, log: Callable[[str], Any]) ->
         if target.exists():
             log(f"captions: {target} exists, skipped")
             return target
-        from capcse.data.corpora import load_caption_table
+        from capcse.data.loaders import load_caption_table
 
         rows = load_caption_table(cfg["table"], data_dir=cfg.get("data_dir"), split=cfg.get("split", "train"))
         with atomic_open(target) as fh:

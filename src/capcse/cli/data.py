@@ -60,7 +60,8 @@ def render_table(rows: list[dict]) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from capcse.data.registry import data_roots, list_datasets
+    from capcse.data.registry import data_roots
+    from capcse.data.resolve import list_datasets
 
     rows = list_datasets(args.data_dir)
     n_bad = sum(r["found"] and not r["ok"] for r in rows)
@@ -75,7 +76,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _get(args: argparse.Namespace) -> int:
-    from capcse.data.registry import locate
+    from capcse.data.resolve import locate
 
     loc = locate(args.name, data_dir=args.data_dir, download=not args.no_download, variant=args.variant)
     print(loc.path)

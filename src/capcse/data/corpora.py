@@ -21,7 +21,7 @@ from typing import Iterator, NamedTuple
 
 from capcse.data._text import (decode, normalize_whitespace, read_bytes, read_lines, split_columns,
                                strip_trailing_blank)
-from capcse.data.registry import FLICKR8K_BOGUS, REGISTRY, get_spec, locate
+from capcse.data.registry import FLICKR8K_BOGUS
 from capcse.errors import ConfigError, DataFormatError
 
 log = logging.getLogger(__name__)
@@ -331,34 +331,3 @@ def caption_counts(table: RowTable) -> dict[str, int]:
     if table.n_skipped:
         out["skipped"] = table.n_skipped
     return out
-
-
-def load_caption_table(name: str, *, data_dir=None, download: bool = True, split: str | None = None) -> RowTable:
-    """Caption rows (image, caption, split) of a registered caption set or of a path.
-
-    ``name``: ``flickr30k-captions`` (Karpathy split: train/val/test), ``flickr8k`` (train/dev/test, split None
-    for the 91 images in no split list; the bogus ``2258277193_586949ec62.jpg.1`` entry is skipped and
-    counted), ``coco-captions`` (split train2017/val2017), or a path to any layout
-    :func:`read_caption_table` knows. ``split`` keeps only that split's rows.
-    """
-    if name.strip().lower() not in REGISTRY:
-        if not Path(name).exists():
-            raise ConfigError(f"{name!r} is neither a caption data set ({', '.join(_caption_sets())}) nor a path")
-        table = read_caption_table(name)
-    else:
-        spec = get_spec(name)
-        if spec.kind != "captions":
-            raise ConfigError(f"{name!r} is not a caption data set")
-        table = read_caption_table(locate(name, data_dir=data_dir, download=download).path)
-        table.name = spec.name
-    if split is not None:
-        kept = [r for r in table if r.split == split]
-        if not kept:
-            raise ConfigError(f"{table.name}: no rows in split {split!r}; splits: "
-                              f"{sorted({str(r.split) for r in table})}")
-        table = RowTable(kept, name=table.name, source=table.source, skipped=table.skipped)
-    return table
-
-
-def _caption_sets() -> list[str]:
-    return [n for n, s in REGISTRY.items() if s.kind == "captions"]

@@ -35,7 +35,8 @@ from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
 from capcse import __version__
-from capcse.data.registry import DatasetSpec, Layout, RemoteFile, Source, data_cache_dir, get_spec, verify_copy
+from capcse.data.registry import DatasetSpec, Layout, RemoteFile, Source, data_cache_dir, get_spec
+from capcse.data.verify import verify_copy
 from capcse.errors import CapcseError, ChecksumError
 
 log = logging.getLogger(__name__)

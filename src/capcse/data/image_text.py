@@ -3,7 +3,7 @@
 :func:`read_image_text_pairs` accepts
 
 * a registered caption set (``flickr8k``, ``flickr30k-captions``, ``coco-captions``; the text comes
-  from :func:`capcse.data.corpora.load_caption_table`) together with ``image_root``;
+  from :func:`capcse.data.loaders.load_caption_table`) together with ``image_root``;
 * a folder: Flickr8k's text folder (``Flickr8k.token.txt`` + split lists), a folder with
   ``captions.tsv`` and ``images/`` (e.g. ``flickr8k_mini1000``), a COCO folder (``annotations/
   captions_{train,val}2017.json`` beside ``train2017/``, ``val2017/``);
@@ -161,7 +161,8 @@ def _token_file_rows(path: Path) -> list[Raw]:
 
 def _source_rows(source: str, data_dir) -> tuple[list[Raw], Path | None, str]:
     """Raw rows, a default image root (or None) and a name for ``source``."""
-    from capcse.data.corpora import load_caption_table, read_caption_table
+    from capcse.data.corpora import read_caption_table
+    from capcse.data.loaders import load_caption_table
 
     if source.strip().lower() in CAPTION_SETS:
         table = load_caption_table(source.strip().lower(), data_dir=data_dir)

@@ -43,7 +43,7 @@ def strict_key(text: str) -> str:
 
 # ------------------------------------------------------------------------------------------ text sources
 def _sts_sentences(name: str, split: str, data_dir, variant: str = "senteval") -> Iterator[str]:
-    from capcse.data.sts import load_sts
+    from capcse.data.loaders import load_sts
 
     for data in load_sts(name, split, data_dir=data_dir, variant=variant, download=False).values():
         yield from data.sentences1
@@ -59,7 +59,7 @@ def _sts_both_variants(name: str, split: str, data_dir) -> Iterator[str]:
 
 
 def _transfer_sentences(name: str, split: str, data_dir) -> Iterator[str]:
-    from capcse.data.transfer import load_transfer
+    from capcse.data.loaders import load_transfer
 
     data = load_transfer(name, data_dir=data_dir, download=False)
     items, _ = data.splits[split]
@@ -71,7 +71,7 @@ def _transfer_sentences(name: str, split: str, data_dir) -> Iterator[str]:
 
 
 def _captions(name: str, split: str, data_dir) -> Iterator[str]:
-    from capcse.data.corpora import load_caption_table
+    from capcse.data.loaders import load_caption_table
 
     for row in load_caption_table(name, data_dir=data_dir, download=False, split=split):
         yield row.caption
@@ -79,7 +79,7 @@ def _captions(name: str, split: str, data_dir) -> Iterator[str]:
 
 def _wiki(data_dir) -> Iterator[str]:
     from capcse.data.corpora import read_text_corpus
-    from capcse.data.registry import locate
+    from capcse.data.resolve import locate
 
     yield from read_text_corpus(locate("wiki1m", data_dir=data_dir, download=False).path)
 
@@ -104,7 +104,7 @@ def _lines(path: Path) -> list[str]:
 
 def _korean_nli(split: str, data_dir) -> Iterator[str]:
     from capcse.data.corpora import load_nli_pairs
-    from capcse.data.registry import locate
+    from capcse.data.resolve import locate
 
     folder = locate("kornli-xnli", data_dir=data_dir, download=False).path
     for pair in load_nli_pairs(Path(folder) / f"xnli.{split}.ko.tsv"):

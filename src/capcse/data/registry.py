@@ -1,35 +1,29 @@
-"""The data registry: every named data set capcse reads, where it lives, its size and its public origin.
+"""The data registry: a catalog of every named data set capcse reads, where it lives, its size and its origin.
 
 A :class:`DatasetSpec` names one data set. Its :class:`Layout` s say which folders (or files) hold it under a
 data root — SentEval's ``downstream/`` layout, an original release, or the folder names of the shared data
 copy — which files must be there, and the :class:`Source` s it can be downloaded from. ``expected`` holds the
 item counts every copy is verified against (pairs for STS, sentences for transfer sets, captions, lines).
+:func:`data_roots` lists the data roots to look in (``data_dir``, ``CAPCSE_DATA``, the user cache).
 
-Resolution (:func:`locate` / :func:`resolve_dataset`) searches, in order, the explicit ``data_dir``, the
-folders in ``CAPCSE_DATA`` and the user cache (``CAPCSE_CACHE``, else ``$XDG_CACHE_HOME/capcse``, else
-``~/.cache/capcse``; data sets live in its ``data/`` sub-folder), then downloads from the sources into the cache
-(:mod:`capcse.data.download`) unless offline (``CAPCSE_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``). When nothing
-works it raises one :class:`~capcse.errors.DataNotFoundError` naming the data set, every path tried, why the
-download did not happen and how to provide the data.
+The catalog reads no data and imports no reader: the readers (:mod:`~capcse.data.sts`,
+:mod:`~capcse.data.transfer`, :mod:`~capcse.data.corpora`), the verification (:mod:`capcse.data.verify`), the
+downloader (:mod:`capcse.data.download`) and the resolution (:mod:`capcse.data.resolve`: :func:`~capcse.data.resolve.locate`,
+:func:`~capcse.data.resolve.resolve_dataset`) depend on it, never the reverse.
 """
-
 from __future__ import annotations
 
-import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
 from capcse.data._checksums import SHA256
-from capcse.errors import CapcseError, ConfigError, DataNotFoundError
-
-log = logging.getLogger(__name__)
+from capcse.errors import ConfigError
 
 #: the two text variants of the STS sets
 STS_VARIANTS = ("senteval", "raw")
-_TRUE = {"1", "true", "yes", "on"}
 
 
 # --------------------------------------------------------------------------------------------- spec types
@@ -295,6 +289,7 @@ _SICKR = DatasetSpec(
     notes="one header line per file; SICK_test_annotated.txt has CRLF line ends",
 )
 
+
 def _kakao(name: str, kind: str, description: str, folder: str, files: tuple[str, ...], expected: dict,
            splits: tuple[str, ...], notes: str) -> DatasetSpec:
     """A kakaobrain/kor-nlu-datasets set: its GitHub files are the public origin, with known sha256."""
@@ -500,15 +495,6 @@ def get_spec(name: str) -> DatasetSpec:
 
 
 # --------------------------------------------------------------------------------------------- roots
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in _TRUE
-
-
-def is_offline() -> bool:
-    """True when downloads are disabled: ``CAPCSE_OFFLINE`` or ``HF_HUB_OFFLINE`` set to 1/true/yes/on."""
-    return _env_flag("CAPCSE_OFFLINE") or _env_flag("HF_HUB_OFFLINE")
-
-
 def cache_dir() -> Path:
     """capcse's user cache: ``CAPCSE_CACHE``, else ``$XDG_CACHE_HOME/capcse``, else ``~/.cache/capcse``."""
     env = os.environ.get("CAPCSE_CACHE")
@@ -538,180 +524,3 @@ def data_roots(data_dir: str | os.PathLike | None = None) -> list[Path]:
         if r not in unique:
             unique.append(r)
     return unique
-
-
-# --------------------------------------------------------------------------------------------- resolution
-@dataclass(frozen=True)
-class Located:
-    """Where a data set was found: its spec, the layout (variant) and the path of the folder or file."""
-
-    spec: DatasetSpec
-    layout: Layout
-    path: Path
-    downloaded: bool = False
-
-    @property
-    def variant(self) -> str:
-        return self.layout.variant
-
-
-@dataclass
-class _Search:
-    tried: list[str] = field(default_factory=list)
-
-    def find(self, layouts: tuple[Layout, ...], roots: list[Path]) -> tuple[Layout, Path] | None:
-        for root in roots:
-            for layout in layouts:
-                for rel in layout.paths:
-                    path = root / rel
-                    missing = layout.missing(path)
-                    if not missing:
-                        return layout, path
-                    if missing == [str(path)]:
-                        self.tried.append(f"{path} (not there)")
-                    else:
-                        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
-                        self.tried.append(f"{path} (incomplete: missing {shown})")
-        return None
-
-
-def find_local(name: str, *, data_dir=None, variant: str | None = None) -> Located | None:
-    """The data set in a data root, without downloading; ``None`` when absent."""
-    spec = get_spec(name)
-    hit = _Search().find(spec.layouts_for(variant), data_roots(data_dir))
-    return Located(spec, *hit) if hit else None
-
-
-def locate(name: str, *, data_dir=None, download: bool = True, variant: str | None = None) -> Located:
-    """Find a data set (see the module docstring for the order), downloading it when allowed."""
-    spec = get_spec(name)
-    layouts = spec.layouts_for(variant)
-    roots = data_roots(data_dir)
-    search = _Search()
-    hit = search.find(layouts, roots)
-    if hit:
-        return Located(spec, *hit)
-
-    download_notes: list[str] = []
-    sources = [(lay, src) for lay in layouts for src in lay.sources]
-    if not sources:
-        download_notes.append("no public download exists for this layout")
-    elif not download:
-        download_notes.append("download not requested (download=False / --no-download)")
-    elif is_offline():
-        flag = "CAPCSE_OFFLINE" if _env_flag("CAPCSE_OFFLINE") else "HF_HUB_OFFLINE"
-        download_notes.append(f"offline ({flag}={os.environ.get(flag)}): no download attempted")
-    else:
-        from capcse.data.download import install_source
-
-        for layout, source in sources:
-            try:
-                path = install_source(spec, layout, source)
-                return Located(spec, layout, path, downloaded=True)
-            except (CapcseError, OSError) as exc:
-                log.warning("download of %s from %s failed: %s", spec.name, source.label, exc)
-                download_notes.append(f"{source.label}: {exc}")
-
-    if variant is None:  # a known subset (wiki1m prefix) as the last resort, said loudly
-        partial = tuple(lay for lay in spec.layouts if lay.partial)
-        hit = search.find(partial, roots) if partial else None
-        if hit:
-            log.warning("%s: using %s (%s); the full data set is at %s", spec.name, hit[1], hit[0].note,
-                        ", ".join(spec.origin))
-            return Located(spec, *hit)
-    raise DataNotFoundError(_not_found_message(spec, layouts, search.tried, download_notes))
-
-
-def resolve_dataset(name: str, *, data_dir=None, download: bool = True, variant: str | None = None) -> Path:
-    """The folder (or file) holding data set ``name``; see :func:`locate`."""
-    return locate(name, data_dir=data_dir, download=download, variant=variant).path
-
-
-def _not_found_message(spec: DatasetSpec, layouts, tried: list[str], notes: list[str]) -> str:
-    what = spec.name + (f" (variant {layouts[0].variant!r})" if len(spec.layouts) > 1 and len(layouts) == 1 else "")
-    lines = [f"data set {what} not found."]
-    lines.append("Paths tried:")
-    lines += [f"  {t}" for t in tried]
-    lines.append("Download:")
-    lines += [f"  {n}" for n in notes]
-    rel = layouts[0].paths[0]
-    lines.append(
-        f"Provide it with --data-dir DIR or CAPCSE_DATA=DIR, where DIR/{rel} holds "
-        + (f"{', '.join(layouts[0].required[:4])}{', ...' if len(layouts[0].required) > 4 else ''}"
-           if layouts[0].required else "the file")
-        + f"; or run online (unset CAPCSE_OFFLINE/HF_HUB_OFFLINE) to download it into {data_cache_dir()}; "
-        + f"public origin: {', '.join(spec.origin)}"
-    )
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------------- verification
-def count_items(spec: DatasetSpec, layout: Layout, path: Path) -> dict[str, int]:
-    """Count the items of a copy at ``path`` by reading it with the real loaders (keys as in ``expected``)."""
-    if spec.kind == "sts":
-        from capcse.data.sts import read_sts_split
-
-        return {split: sum(len(d) for d in read_sts_split(spec, layout, path, split).values()) for split in spec.splits}
-    if spec.kind == "transfer":
-        from capcse.data.transfer import read_transfer
-
-        return {split: len(items) for split, (items, _) in read_transfer(spec.name, path).splits.items()}
-    if spec.kind == "nli":
-        from capcse.data.corpora import load_nli_pairs
-
-        return {split: len(load_nli_pairs(path / f"xnli.{split}.ko.tsv")) for split in spec.splits}
-    if spec.kind == "corpus":
-        from capcse.data.corpora import count_lines
-
-        return {"lines": count_lines(path)}
-    if spec.kind == "captions":
-        from capcse.data.corpora import caption_counts, read_caption_table
-
-        return caption_counts(read_caption_table(path))
-    raise ConfigError(f"no counter for kind {spec.kind!r}")  # pragma: no cover
-
-
-def compare_counts(counts: Mapping[str, int], expected: Mapping[str, int]) -> bool:
-    """True when every expected count is matched (extra keys in ``counts`` are allowed)."""
-    return all(counts.get(k) == v for k, v in expected.items())
-
-
-def verify_copy(spec: DatasetSpec, layout: Layout, path: Path) -> dict:
-    """Read a copy and compare its counts; returns ``{"counts", "expected", "ok", "status", "note"}``."""
-    expected = dict(spec.expected_for(layout))
-    note = layout.note
-    try:
-        counts = count_items(spec, layout, path)
-    except CapcseError as exc:
-        return {"counts": {}, "expected": expected, "ok": False, "status": "error", "note": str(exc)}
-    ok = compare_counts(counts, expected)
-    if spec.name == "wiki1m" and layout.partial and ok:
-        from capcse.data.corpora import read_text_corpus
-
-        first = next(iter(read_text_corpus(path, skip_empty=False)), None)
-        if first != WIKI1M_FIRST_LINE:
-            ok, note = False, f"first line {first!r} is not the wiki1m first line {WIKI1M_FIRST_LINE!r}"
-    status = ("prefix" if layout.partial else "ok") if ok else "mismatch"
-    return {"counts": counts, "expected": expected, "ok": ok, "status": status, "note": note}
-
-
-def list_datasets(data_dir=None) -> list[dict]:
-    """One row per data set and variant: whether it is found locally, where, and its verified counts.
-
-    Keys: name, variant, kind, unit, found, path, counts, expected, ok, status (``ok`` / ``mismatch`` /
-    ``prefix`` / ``error`` / ``missing``), note. Nothing is downloaded.
-    """
-    roots = data_roots(data_dir)
-    rows = []
-    for spec in REGISTRY.values():
-        for layout in spec.layouts:
-            hit = _Search().find((layout,), roots)
-            row = {"name": spec.name, "variant": layout.variant, "kind": spec.kind, "unit": spec.unit,
-                   "found": hit is not None, "path": str(hit[1]) if hit else None}
-            if hit:
-                row.update(verify_copy(spec, layout, hit[1]))
-            else:
-                row.update({"counts": {}, "expected": dict(spec.expected_for(layout)), "ok": False,
-                            "status": "missing", "note": layout.note})
-            rows.append(row)
-    return rows

@@ -25,7 +25,7 @@ import numpy as np
 
 from capcse.data._text import (normalize_whitespace, parse_score, read_lines, split_columns,
                                strip_trailing_blank)
-from capcse.data.registry import DatasetSpec, Layout, get_spec, locate, sts_file_names
+from capcse.data.registry import DatasetSpec, Layout, sts_file_names
 from capcse.errors import ConfigError, DataFormatError
 
 log = logging.getLogger(__name__)
@@ -155,30 +155,6 @@ def read_sts_split(spec: DatasetSpec, layout: Layout, folder: str | Path, split:
     raise ConfigError(f"{spec.name} is not an STS data set")  # pragma: no cover
 
 
-def load_sts(name: str, split: str = "test", *, data_dir=None, variant: str = "senteval",
-             download: bool = True) -> dict[str, STSData]:
-    """Load an STS data set: an ordered ``{subset name: STSData}``.
-
-    ``name``: sts12 sts13 sts14 sts15 sts16 stsb sickr korsts. ``split``: "test" for sts12-16;
-    "train"/"dev"/"test" for stsb, sickr (train = SICK_train, dev = SICK_trial, test = SICK_test_annotated)
-    and korsts. STS12-16 give SentEval's subsets in SentEval's order; stsb/sickr/korsts give one entry keyed
-    by the data set name. ``variant``: "senteval" or "raw" (see the module docstring); SICK and KorSTS have
-    a single variant and accept both.
-    """
-    spec = get_spec(name)
-    if spec.kind != "sts":
-        raise ConfigError(f"{name!r} is not an STS data set (it is {spec.kind}); STS sets: "
-                          + ", ".join(n for n, s in _sts_specs().items()))
-    if variant not in ("senteval", "raw"):
-        raise ConfigError(f"variant must be 'senteval' or 'raw', not {variant!r}")
-    if split not in spec.splits:
-        raise ConfigError(f"{spec.name} has splits {', '.join(spec.splits)}; not {split!r}")
-    loc = locate(name, data_dir=data_dir, download=download, variant=variant)
-    data = read_sts_split(spec, loc.layout, loc.path, split)
-    check_complete(spec, loc.layout, split, data)
-    return data
-
-
 def check_complete(spec: DatasetSpec, layout: Layout, split: str, data: dict[str, STSData]) -> str | None:
     """Compare the pairs read with the release's count (what ``capcse data list`` verifies); on a
     difference issue an :class:`IncompleteDataWarning` (``capcse eval`` repeats it under its table and
@@ -194,12 +170,6 @@ def check_complete(spec: DatasetSpec, layout: Layout, split: str, data: dict[str
     log.warning("WARNING: %s", msg)
     warnings.warn(msg, IncompleteDataWarning, stacklevel=3)
     return msg
-
-
-def _sts_specs() -> dict[str, DatasetSpec]:
-    from capcse.data.registry import REGISTRY
-
-    return {n: s for n, s in REGISTRY.items() if s.kind == "sts"}
 
 
 def read_sts_file(path: str | Path, *, name: str | None = None, normalise: bool = False) -> STSData:

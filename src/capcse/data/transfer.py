@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from capcse.data._text import normalize_whitespace, read_lines, require_rows, split_columns, strip_trailing_blank
-from capcse.data.registry import get_spec, locate
+from capcse.data.registry import get_spec
 from capcse.errors import ConfigError, DataFormatError
 
 log = logging.getLogger(__name__)
@@ -134,13 +134,3 @@ def read_transfer(name: str, folder: str | Path) -> TransferData:
         raise ConfigError(f"no reader for {name!r}")
     return TransferData(spec.name, spec.n_classes, splits, pairs=spec.name == "mrpc",
                         label_names=spec.label_names, source=str(folder), notes=notes)
-
-
-def load_transfer(name: str, *, data_dir=None, download: bool = True) -> TransferData:
-    """Load a transfer task: mr cr subj mpqa sst2 sst5 trec mrpc.
-
-    Splits: ``"all"`` for mr/cr/subj/mpqa (SentEval runs k-fold CV on them), ``"train"/"dev"/"test"`` for
-    sst2/sst5, ``"train"/"test"`` for trec and mrpc. Labels are int64 arrays with SentEval's codes.
-    """
-    loc = locate(name, data_dir=data_dir, download=download)
-    return read_transfer(name, loc.path)

@@ -168,7 +168,7 @@ def _check_cells(ds, cols: Sequence[str], path: Path, first_data_line: int) -> N
 def _caption_corpus(name: str, data_dir):
     from datasets import Dataset
 
-    from capcse.data.corpora import load_caption_table
+    from capcse.data.loaders import load_caption_table
 
     rows = load_caption_table(name, data_dir=data_dir)
     captions = [r.caption for r in rows if r.split == "train"]
