@@ -29,6 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--only", nargs="+", metavar="ROW", default=None,
                    help="run only these rows (and the rows they depend on)")
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="replace the spec's seeds")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a recipe override for every train row (e.g. train.max_steps=2000; repeatable)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (default 1)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch / OpenMP threads per run (default: CPUs // jobs, at least 1)")
@@ -53,9 +55,10 @@ def default_data_dir(given: str | None) -> str | None:
 def run(args: argparse.Namespace) -> int:
     from capcse.errors import ConfigError
     from capcse.experiment import Context, aggregate, load_spec, markdown, plan_runs, run_experiment, select
+    from capcse.experiment.spec import with_overrides
     from capcse.experiment.aggregate import write_aggregate
 
-    spec = select(load_spec(args.spec, args.profile), args.only, args.seeds)
+    spec = with_overrides(select(load_spec(args.spec, args.profile), args.only, args.seeds), args.overrides)
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     threads = args.threads or max(1, (os.cpu_count() or 1) // max(1, args.jobs))

@@ -64,7 +64,7 @@ def check_model(what: str, name: str, ctx: Context) -> Check:
         return Check(what, name, "missing", str(exc))
     if Path(path).exists():
         return Check(what, name, "ok", path if path != name else "")
-    if name in ALIASES or "/" in name:
+    if name in ALIASES or not name.startswith((".", "/", "~")):  # a hub id (bert-base-uncased has no owner)
         try:
             from huggingface_hub import try_to_load_from_cache
 
@@ -77,7 +77,7 @@ def check_model(what: str, name: str, ctx: Context) -> Check:
         return Check(what, name, "missing" if offline else "ok",
                      f"hub-only model {path!r}: not in the local cache" + (" and HF_HUB_OFFLINE is set" if offline
                                                                              else "; downloaded on first use"))
-    return Check(what, name, "missing", "not a local folder, an alias or a Hugging Face id")
+    return Check(what, name, "missing", "no such local folder")
 
 
 def check_data(what: str, name: str, ctx: Context) -> Check:

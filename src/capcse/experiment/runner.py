@@ -80,7 +80,14 @@ def eval_argv(model: str, ev: dict, run: Run, ctx: Context, folders: dict[str, P
 
 
 def train_overrides(run: Run, ctx: Context, folders: dict[str, Path]) -> list[str]:
-    sets = {k: _sub(v, ctx, run, folders) if isinstance(v, str) else v for k, v in run.row.overrides.items()}
+    def deep(v):
+        if isinstance(v, str):
+            return _sub(v, ctx, run, folders)
+        if isinstance(v, list):
+            return [deep(x) for x in v]
+        return {k: deep(x) for k, x in v.items()} if isinstance(v, dict) else v
+
+    sets = {k: deep(v) for k, v in run.row.overrides.items()}
     sets = {k: (json.dumps(v) if isinstance(v, (list, dict, bool)) or v is None else v) for k, v in sets.items()}
     if run.seed is not None:
         sets["train.seed"] = run.seed
@@ -179,12 +186,14 @@ def run_prepare(spec: Spec, ctx: Context, log: Callable[[str], None]) -> None:
         if step.concat is not None:
             parts = [Path(_sub(p, ctx, None, {})) for p in step.concat]
             texts = [p.read_text(encoding="utf-8").splitlines(keepends=True) for p in parts]
-            header = texts[0][0] if texts and texts[0] else ""
+            texts = [t if not t or t[-1].endswith("\n") else t[:-1] + [t[-1] + "\n"] for t in texts]
+            skip = 1 if target.suffix.lower() in (".csv", ".tsv") else 0  # tables: one header, checked equal
+            header = texts[0][0] if skip and texts and texts[0] else ""
             for p, t in zip(parts, texts):
-                if not t or t[0] != header:
+                if skip and (not t or t[0] != header):
                     raise ExperimentError(f"prepare {step.name}: {p} does not start with the header of {parts[0]}")
-            atomic_write_text(target, header + "".join(line for t in texts for line in t[1:]))
-            log(f"prepare {step.name}: {target} ({sum(len(t) - 1 for t in texts)} rows from {len(parts)} files)")
+            atomic_write_text(target, header + "".join(line for t in texts for line in t[skip:]))
+            log(f"prepare {step.name}: {target} ({sum(len(t) - skip for t in texts)} lines from {len(parts)} files)")
             continue
         argv = _program([_sub(w, ctx, None, {}) for w in step.command])
         plog = work / f"prepare-{step.name}.log"

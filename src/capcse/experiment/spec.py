@@ -33,6 +33,7 @@ Python's ``python -m capcse``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -317,6 +318,18 @@ def select(spec: Spec, only: list[str] | None = None, seeds: list[int] | None = 
             keep.add(name)
             todo += [arg for t in _row_texts(row) for var, arg in _VAR.findall(t) if var == "run" and arg]
         out.rows = [r for r in spec.rows if r.name in keep]
+    return out
+
+
+def with_overrides(spec: Spec, overrides: list[str]) -> Spec:
+    """``--set KEY=VALUE`` of the command line added to every train row (after the spec's own)."""
+    from capcse.train.recipe import parse_override
+
+    if not overrides:
+        return spec
+    parsed = {".".join(parse_override(text)[0]): parse_override(text)[1] for text in overrides}
+    out = copy.copy(spec)
+    out.rows = [dataclasses.replace(r, overrides={**r.overrides, **parsed}) if r.kind == "train" else r for r in spec.rows]
     return out
 
 
