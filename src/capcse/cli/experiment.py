@@ -40,22 +40,10 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def default_data_dir(given: str | None) -> str | None:
-    if given:
-        return str(Path(given).expanduser().resolve())
-    env = os.environ.get("CAPCSE_DATA")
-    if env:
-        return env
-    from capcse.experiment.spec import REPO_ROOT
-
-    cand = REPO_ROOT.parent / "shared" / "data"
-    return str(cand) if cand.is_dir() else None
-
-
 def run(args: argparse.Namespace) -> int:
     from capcse.errors import ConfigError
     from capcse.experiment import Context, aggregate, load_spec, markdown, plan_runs, run_experiment, select
-    from capcse.experiment.spec import with_overrides
+    from capcse.experiment.spec import default_data_dir, with_overrides
     from capcse.experiment.aggregate import write_aggregate
 
     spec = with_overrides(select(load_spec(args.spec, args.profile), args.only, args.seeds), args.overrides)

@@ -131,6 +131,12 @@ def log_tail(path: Path, n: int = LOG_TAIL) -> str:
     return "\n".join("    " + line for line in lines[-n:])
 
 
+def _short(argv: list[str]) -> str:
+    words = ["capcse"] + argv[3:] if argv[:3] == capcse_argv() else argv
+    text = shlex.join(words)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def metrics_path(run: Run) -> Path:
     return run.folder / run.row.metrics_file
 
@@ -157,7 +163,7 @@ def execute_run(run: Run, ctx: Context, runs: list[Run]) -> dict:
             proc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
             if proc.returncode:
                 fh.flush()
-                raise ExperimentError(f"run {run.id} failed: `{shlex.join(argv[:5])} ...` exited with "
+                raise ExperimentError(f"run {run.id} failed: `{_short(argv)}` exited with "
                                       f"{proc.returncode}; log: {log}; last lines:\n{log_tail(log)}")
     if run.row.kind == "train" and not run.row.keep_checkpoints:
         for ckpt in (run.folder / "train").glob("checkpoint-*"):  # optimizer states: not needed afterwards

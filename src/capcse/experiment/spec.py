@@ -67,6 +67,17 @@ def experiments_dir() -> Path:
     return Path(env) if env else REPO_ROOT / "experiments"
 
 
+def default_data_dir(given: str | os.PathLike | None = None) -> str | None:
+    """``given``, else ``$CAPCSE_DATA``, else ``../shared/data`` beside the checkout when it exists."""
+    if given:
+        return str(Path(given).expanduser().resolve())
+    env = os.environ.get("CAPCSE_DATA")
+    if env:
+        return env
+    cand = REPO_ROOT.parent / "shared" / "data"
+    return str(cand) if cand.is_dir() else None
+
+
 def find_spec(name_or_path: str | os.PathLike) -> Path:
     path = Path(name_or_path)
     if path.is_file():
