@@ -40,7 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from simcse_experiment import default_data_dir  # noqa: E402
+from capcse.experiment.spec import default_data_dir  # noqa: E402
 from train_throughput import forward_flops, matmul_gflops  # noqa: E402
 
 RECIPE = "mlm-bert-mini"

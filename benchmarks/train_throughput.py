@@ -75,7 +75,7 @@ VARIANTS = {  # name -> (precision, group_by_length, fast_dropout); None = the a
 HEADLINE = "capcse-bf16-grouped"
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from simcse_experiment import default_data_dir  # noqa: E402  ($CAPCSE_DATA, else ../shared/data)
+from capcse.experiment.spec import default_data_dir  # noqa: E402  ($CAPCSE_DATA, else ../shared/data)
 
 
 # ------------------------------------------------------------------------------------------ FLOPs
