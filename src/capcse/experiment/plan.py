@@ -81,7 +81,8 @@ def check_model(what: str, name: str, ctx: Context) -> Check:
 
 
 def check_data(what: str, name: str, ctx: Context) -> Check:
-    from capcse.data.registry import REGISTRY, find_local, is_offline
+    from capcse.data.registry import REGISTRY
+    from capcse.data.resolve import find_local, is_offline
 
     if name.startswith("hf:"):
         return Check(what, name, "ok", "a Hugging Face data set, loaded by `datasets`")
