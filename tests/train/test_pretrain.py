@@ -256,6 +256,18 @@ def test_bad_values_are_rejected_before_loading(tmp_path, corpus):
     assert not (tmp_path / "bad").exists()
 
 
+
+@pytest.mark.parametrize("key, value, match", [("precision", "fp8", "train.precision must be"),
+                                               ("progress", "sometimes", "train.progress must be auto, on or off"),
+                                               ("fast_dropout", "maybe", "train.fast_dropout must be")])
+def test_switches_are_checked_as_capcse_train_checks_them(tmp_path, corpus, key, value, match):
+    rec = tiny_recipe(tmp_path / "bad", corpus, "/nonexistent-tokenizer")
+    setattr(rec.train, key, value)
+    with pytest.raises(ConfigError, match=match):
+        run_pretraining(rec, log=lambda *a: None)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_cli_resume_keeps_the_saved_recipe(tmp_path, corpus, minilm_path):
     from capcse.cli import main
 

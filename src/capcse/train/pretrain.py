@@ -145,12 +145,15 @@ def load_pretrain_recipe(name_or_path, overrides=()) -> PretrainRecipe:
 
 def check_recipe(r: PretrainRecipe) -> None:
     """Reject bad values before anything is loaded."""
+    from capcse.train.trainer import check_precision, show_progress, wants_fast_dropout
+
+    check_precision(r.train.precision)  # the switches capcse train checks, with the same messages
+    wants_fast_dropout(r.train.fast_dropout, "cpu")
+    show_progress(r.train.progress)
     if r.mlm.prediction not in ("masked", "full"):
         raise ConfigError(f"mlm.prediction must be masked or full, got {r.mlm.prediction!r}")
     if not 0 < r.mlm.probability < 1:
         raise ConfigError(f"mlm.probability must be in (0, 1), got {r.mlm.probability}")
-    if r.train.precision not in ("fp32", "bf16", "fp16"):
-        raise ConfigError(f"train.precision must be fp32, bf16 or fp16, got {r.train.precision!r}")
     if r.train.learning_rate <= 0:
         raise ConfigError(f"train.learning_rate must be > 0, got {r.train.learning_rate}")
     if r.train.max_steps <= 0 or r.train.batch_size <= 0:
@@ -494,11 +497,10 @@ def run_pretraining(recipe: PretrainRecipe, *, resume: bool = False, log=print, 
     from transformers import TrainingArguments, set_seed
 
     from capcse.train.recipe import dump_recipe
-    from capcse.train.trainer import complete_checkpoints, is_main_process, wants_fast_dropout
+    from capcse.train.trainer import complete_checkpoints, is_main_process, show_progress, wants_fast_dropout
 
     check_recipe(recipe)
     t = recipe.train
-    wants_fast_dropout(t.fast_dropout, "cpu")
     if t.torch_threads:
         torch.set_num_threads(t.torch_threads)
     out = recipe.output_dir
@@ -548,11 +550,6 @@ def run_pretraining(recipe: PretrainRecipe, *, resume: bool = False, log=print, 
         from capcse.models.dropout import use_fast_dropout
 
         use_fast_dropout(model)
-    progress = {"on": True, "off": False}.get(t.progress)
-    if progress is None:
-        import sys
-
-        progress = sys.stderr.isatty()
     args = TrainingArguments(
         output_dir=str(out), per_device_train_batch_size=t.batch_size, learning_rate=t.learning_rate,
         max_steps=t.max_steps, warmup_steps=float(t.warmup_ratio), lr_scheduler_type=t.lr_scheduler,
@@ -563,7 +560,7 @@ def run_pretraining(recipe: PretrainRecipe, *, resume: bool = False, log=print, 
         save_total_limit=t.save_total_limit, report_to=[r for r in t.report_to if r != "none"] or "none",
         dataloader_num_workers=t.dataloader_num_workers, use_cpu=device.type == "cpu",
         eval_strategy="steps", eval_steps=recipe.eval.steps, remove_unused_columns=False,
-        disable_tqdm=not progress,
+        disable_tqdm=not show_progress(t.progress),  # as capcse train's
     )
     steps_before = int(json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"]) if checkpoint else 0
     masking = collator(tokenizer, recipe.mlm, seed=t.seed, per_batch=True)
