@@ -184,13 +184,12 @@ def corpus_file(recipe: PretrainRecipe, out: Path, log=print) -> Path:
     path, report_path = folder / f"corpus-{lang}.txt", folder / f"corpus-{lang}.json"
     if path.is_file() and report_path.is_file():
         return path
-    from capcse.data.pretrain_corpus import build_corpus
+    from capcse.data.pretrain_corpus import build_corpus, write_report
 
     tok = None if recipe.model.tokenizer == "train" else load_tokenizer(recipe.model.tokenizer)
     log(f"building the leakage-checked {lang} corpus into {folder} ...")
     report = build_corpus(lang, path, data_dir=recipe.data.data_dir, tokenizer=tok)
-    atomic_write_json(report_path, {**report.to_dict(), "genre_mix": report.genre_mix()})
-    atomic_write_text(folder / f"corpus-{lang}.md", report.markdown())
+    write_report(report, path)  # corpus-<lang>.json (report_path) and .md
     log(f"corpus: {report.sentences:,} sentences, {report.tokens:,} tokens; evaluation matches after filtering "
         f"{report.matches_after}")
     return path
