@@ -331,3 +331,10 @@ def test_pretrain_under_torchrun_two_cpu_processes(tmp_path, corpus, minilm_path
     state = json.loads((tmp_path / "ddp" / "checkpoint-3" / "trainer_state.json").read_text())
     assert state["global_step"] == 3
     assert (tmp_path / "ddp" / "model" / "model.safetensors").is_file()
+
+
+def test_no_heldout_sentences_fail_before_the_tokenizer_loads(tmp_path, corpus):
+    rec = tiny_recipe(tmp_path / "run", corpus, "/nonexistent-tokenizer")
+    rec.data.heldout, rec.data.heldout_per_mille = None, 0
+    with pytest.raises(ConfigError, match=r"no held-out sentences \(data.heldout_per_mille=0\)"):
+        run_pretraining(rec, log=lambda *a: None)

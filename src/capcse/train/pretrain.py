@@ -521,6 +521,8 @@ def run_pretraining(recipe: PretrainRecipe, *, resume: bool = False, log=print, 
         heldout_sents, _ = read_corpus(Path(recipe.data.heldout), 0)
     else:
         train_sents, heldout_sents = read_corpus(path, recipe.data.heldout_per_mille, recipe.data.limit)
+    if not heldout_sents:  # before a tokenizer is loaded or trained and the corpus is packed
+        raise ConfigError(f"{path}: no held-out sentences (data.heldout_per_mille={recipe.data.heldout_per_mille})")
     if recipe.model.tokenizer == "train":
         tok_dir = out / "tokenizer"
         if (tok_dir / "vocab.txt").is_file():
@@ -531,9 +533,7 @@ def run_pretraining(recipe: PretrainRecipe, *, resume: bool = False, log=print, 
         tokenizer = load_tokenizer(recipe.model.tokenizer)
     whole = recipe.mlm.whole_word
     blocks = pack_blocks(tokenizer, train_sents, recipe.model.block_size, offsets=whole)
-    held = pack_blocks(tokenizer, heldout_sents, recipe.model.block_size, offsets=whole) if heldout_sents else None
-    if held is None:
-        raise ConfigError(f"{path}: no held-out sentences (data.heldout_per_mille={recipe.data.heldout_per_mille})")
+    held = pack_blocks(tokenizer, heldout_sents, recipe.model.block_size, offsets=whole)
     heldout = masked_heldout(tokenizer, held, recipe.mlm, recipe.data.heldout_blocks)
     n_tokens = blocks["input_ids"].size
     log(f"data: {len(train_sents):,} training sentences -> {len(blocks['input_ids']):,} blocks of "
