@@ -82,3 +82,17 @@ def test_korean_corpus_builds_without_korsts_dev_test(tmp_path, data_dir):
     assert report["matches_after"] == {"exact": 0, "strict": 0}
     assert {s["name"] for s in report["sources"]} == {"korsts-train", "xnli-ko-dev", "xnli-ko-test"}
     assert report["sentences"] > 10000
+
+
+def test_one_writer_for_the_corpus_report(tmp_path):
+    """capcse corpus build and capcse pretrain's corpus:<lang> write the report beside the corpus with the same
+    function: <corpus>.json with the genre mix (shares of tokens) and <corpus>.md."""
+    from capcse.data.pretrain_corpus import CorpusReport, SourceStats, write_report
+
+    report = CorpusReport("en", "c.txt", sentences=3, tokens=40,
+                          sources=[SourceStats("a", "news", kept=2, tokens=30), SourceStats("b", "captions", kept=1,
+                                                                                             tokens=10)])
+    write_report(report, tmp_path / "corpus-en.txt")
+    saved = json.loads((tmp_path / "corpus-en.json").read_text())
+    assert saved["genre_mix"] == {"news": 0.75, "captions": 0.25} and saved["sentences"] == 3
+    assert (tmp_path / "corpus-en.md").read_text() == report.markdown()

@@ -115,3 +115,19 @@ def test_on_terminal_reads_the_stream():
             return True
 
     assert on_terminal(Tty()) is True and on_terminal(io.StringIO()) is False
+
+
+def test_one_hand_updated_bar_for_captioning_and_image_features(monkeypatch):
+    """progress_bar (captioning's images, image-feature extraction) is drawn only when asked for and stderr is a
+    terminal; it counts what it is told."""
+    import capcse.models.encoder as encoder_module
+    from capcse.models.encoder import progress_bar
+
+    monkeypatch.setattr(encoder_module, "on_terminal", lambda stream=None: True)
+    bar = progress_bar(5, "caption", "img")
+    bar.update(2)
+    assert not bar.disable and bar.total == 5 and bar.n == 2 and bar.unit == "img" and bar.desc == "caption"
+    bar.close()
+    assert progress_bar(5, "caption", show=False).disable
+    monkeypatch.setattr(encoder_module, "on_terminal", lambda stream=None: False)
+    assert progress_bar(5, "caption").disable

@@ -87,3 +87,16 @@ def test_same_setup_compares_and_an_unknown_length_is_noted(tmp_path, capsys):
     assert saved["runs"]["a"]["inference_length"] == 128 and saved["runs"]["b"]["inference_length"] is None
     md = (tmp_path / "o" / "comparison.md").read_text()
     assert "NOT COMPARABLE" not in md and "Note: inference length not recorded for b." in md
+
+
+def test_each_runs_training_record_is_read_once(tmp_path, monkeypatch):
+    """The dev-curve figure and the page share one training_run_of per run (it reads train_summary.json and
+    recipe.yaml)."""
+    import capcse.report.html as html_module
+
+    calls = []
+    real = html_module.training_run_of
+    monkeypatch.setattr(html_module, "training_run_of", lambda path: calls.append(path) or real(path))
+    a, b = _run(tmp_path, "a", settings={"max_seq_length": 128}), _run(tmp_path, "b", settings={"max_seq_length": 128})
+    compare_runs({"a": a, "b": b}, tmp_path / "o")
+    assert sorted(calls) == [a / "results.json", b / "results.json"]

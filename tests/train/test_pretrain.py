@@ -256,6 +256,18 @@ def test_bad_values_are_rejected_before_loading(tmp_path, corpus):
     assert not (tmp_path / "bad").exists()
 
 
+
+@pytest.mark.parametrize("key, value, match", [("precision", "fp8", "train.precision must be"),
+                                               ("progress", "sometimes", "train.progress must be auto, on or off"),
+                                               ("fast_dropout", "maybe", "train.fast_dropout must be")])
+def test_switches_are_checked_as_capcse_train_checks_them(tmp_path, corpus, key, value, match):
+    rec = tiny_recipe(tmp_path / "bad", corpus, "/nonexistent-tokenizer")
+    setattr(rec.train, key, value)
+    with pytest.raises(ConfigError, match=match):
+        run_pretraining(rec, log=lambda *a: None)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_cli_resume_keeps_the_saved_recipe(tmp_path, corpus, minilm_path):
     from capcse.cli import main
 
@@ -319,3 +331,10 @@ def test_pretrain_under_torchrun_two_cpu_processes(tmp_path, corpus, minilm_path
     state = json.loads((tmp_path / "ddp" / "checkpoint-3" / "trainer_state.json").read_text())
     assert state["global_step"] == 3
     assert (tmp_path / "ddp" / "model" / "model.safetensors").is_file()
+
+
+def test_no_heldout_sentences_fail_before_the_tokenizer_loads(tmp_path, corpus):
+    rec = tiny_recipe(tmp_path / "run", corpus, "/nonexistent-tokenizer")
+    rec.data.heldout, rec.data.heldout_per_mille = None, 0
+    with pytest.raises(ConfigError, match=r"no held-out sentences \(data.heldout_per_mille=0\)"):
+        run_pretraining(rec, log=lambda *a: None)

@@ -147,3 +147,25 @@ def test_out_of_range_values_are_config_errors(override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_recipe("simcse-unsup-bert-base", [override])
     assert load_recipe("simcse-unsup-bert-base", ["train.max_steps=-1", "train.save_steps=null"]).train.max_steps == -1
+
+
+def test_one_resume_check_serves_train_and_pretrain(tmp_path):
+    """capcse train and capcse pretrain refuse the same kind of resume --set through one function, each with
+    its own resume-safe keys: a safe key passes, a restated saved value passes, a changed unsafe value is named."""
+    from capcse.cli.train import RESUME_SAFE as TRAIN_SAFE
+    from capcse.train.pretrain import RESUME_SAFE as PRETRAIN_SAFE, PretrainRecipe
+    from capcse.train.recipe import dump_recipe, is_resume_safe, unsafe_resume_overrides
+
+    assert is_resume_safe("eval.steps", ("eval.*",)) and not is_resume_safe("evaluation.steps", ("eval.*",))
+    train = tmp_path / "train.yaml"
+    train.write_text(dump_recipe(load_recipe("simcse-unsup-bert-base", ["train.learning_rate=0.0007"])))
+    assert unsafe_resume_overrides(train, ["train.max_steps=9", "eval.steps=5", "train.learning_rate=7e-4",
+                                           "train.learning_rate=1e-3", "train.seed=1"], TRAIN_SAFE) == [
+        "train.learning_rate=1e-3", "train.seed=1"]
+    pretrain = tmp_path / "pretrain.yaml"
+    pretrain.write_text(dump_recipe(load_recipe("mlm-bert-mini", kind=PretrainRecipe)))
+    saved_lr = load_recipe(pretrain, kind=PretrainRecipe).train.learning_rate
+    assert unsafe_resume_overrides(pretrain, ["train.max_steps=9", "train.progress=off",
+                                              f"train.learning_rate={saved_lr}", "train.learning_rate=0.1",
+                                              "mlm.probability=0.2"], PRETRAIN_SAFE, kind=PretrainRecipe) == [
+        "train.learning_rate=0.1", "mlm.probability=0.2"]

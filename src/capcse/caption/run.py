@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -239,7 +238,9 @@ def caption_images(settings: RunSettings, out: str | os.PathLike, shard: tuple[i
         stats.chunks_skipped_existing += len(mine) - len(pending)
         plans.append((part, items, ranges, pending))
     total = sum(ranges[c][1] - ranges[c][0] for _, _, ranges, pending in plans for c in pending)
-    bar = _progress_bar(total, progress)
+    from capcse.models.encoder import progress_bar
+
+    bar = progress_bar(total, "caption", "img", show=progress)  # over images, on a terminal only
     try:
         for part, items, ranges, pending in plans:
             if not pending:
@@ -256,14 +257,6 @@ def caption_images(settings: RunSettings, out: str | os.PathLike, shard: tuple[i
     stats.assembled, stats.missing_chunks = assemble(out, source)
     stats.wall_seconds = time.perf_counter() - t_start
     return stats
-
-
-def _progress_bar(total: int, enabled: bool):
-    """A tqdm bar over images (total, rate, ETA) on a terminal; in logs/CI (stderr not a TTY) silent."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="caption", unit="img", disable=not (enabled and sys.stderr.isatty()),
-                dynamic_ncols=True)
 
 
 def _run_part(part: ImagePart, items: list[ImageItem], ranges: list[tuple[int, int]], pending: list[int],

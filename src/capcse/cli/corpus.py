@@ -29,8 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def build(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from capcse.data.pretrain_corpus import build_corpus
-    from capcse.io import atomic_write_json, atomic_write_text
+    from capcse.data.pretrain_corpus import build_corpus, write_report
 
     tok = None
     name = args.tokenizer or ("all-MiniLM-L6-v2" if args.lang == "en" else None)
@@ -40,8 +39,7 @@ def build(args: argparse.Namespace) -> int:
         tok = load_tokenizer(name)
     out = Path(args.out)
     report = build_corpus(args.lang, out, data_dir=args.data_dir, tokenizer=tok, sentence_limit=args.limit)
-    atomic_write_json(out.with_suffix(".json"), {**report.to_dict(), "genre_mix": report.genre_mix()})
-    atomic_write_text(out.with_suffix(".md"), report.markdown())
+    write_report(report, out)
     print(report.markdown(), end="")
     return 0 if not any(report.matches_after.values()) else 1
 

@@ -32,7 +32,8 @@ def resolve(args: argparse.Namespace):
     from pathlib import Path
 
     from capcse.errors import ConfigError
-    from capcse.train.pretrain import RESUME_SAFE, load_pretrain_recipe
+    from capcse.train.pretrain import RESUME_SAFE, PretrainRecipe, load_pretrain_recipe
+    from capcse.train.recipe import unsafe_resume_overrides
 
     overrides = list(args.overrides)
     if args.data_dir:
@@ -55,7 +56,7 @@ def resolve(args: argparse.Namespace):
     recipe = load_pretrain_recipe(saved)
     if args.recipe and not Path(args.recipe).is_file() and args.recipe != recipe.name:
         raise ConfigError(f"--resume: {out} is a run of {recipe.name!r}, not {args.recipe!r}")
-    unsafe = [o.split("=", 1)[0] for o in overrides if o.split("=", 1)[0].strip() not in RESUME_SAFE]
+    unsafe = unsafe_resume_overrides(saved, overrides, RESUME_SAFE, kind=PretrainRecipe)
     if unsafe:
         raise ConfigError(f"--resume: --set {', '.join(unsafe)} would change what the run trains; allowed on "
                           f"resume: {', '.join(RESUME_SAFE)}")

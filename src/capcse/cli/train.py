@@ -53,24 +53,10 @@ def _path_overrides(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def is_resume_safe(key: str) -> bool:
-    return any(key == k or (k.endswith(".*") and key.startswith(k[:-1])) for k in RESUME_SAFE)
-
-
-def unsafe_resume_overrides(saved_path: Path, overrides: list[str]) -> list[str]:
-    """The ``--set`` texts of ``overrides`` that a resume must refuse: a key outside :data:`RESUME_SAFE` that
-    changes the saved recipe (restating a saved value, e.g. ``7e-4`` for ``0.0007``, is harmless)."""
-    from capcse.train.recipe import load_recipe, parse_override
-
-    saved = load_recipe(saved_path).to_dict()
-    return [text for text in overrides if not is_resume_safe(".".join(parse_override(text)[0]))
-            and load_recipe(saved_path, [text]).to_dict() != saved]
-
-
 def resume_recipe(args: argparse.Namespace):
     """The recipe of the run to resume: its saved ``recipe.yaml`` with the resume-safe overrides."""
     from capcse.errors import ConfigError
-    from capcse.train.recipe import load_recipe
+    from capcse.train.recipe import load_recipe, unsafe_resume_overrides
 
     overrides = list(args.overrides) + _path_overrides(args)
     if args.output:
@@ -90,7 +76,7 @@ def resume_recipe(args: argparse.Namespace):
         if given != saved.name:
             raise ConfigError(f"--resume: {run_dir} is a run of recipe {saved.name!r}, not {given!r} "
                               "(omit the recipe to continue the run as it was started)")
-    bad = unsafe_resume_overrides(saved_path, overrides)
+    bad = unsafe_resume_overrides(saved_path, overrides, RESUME_SAFE)
     if bad:
         raise ConfigError(f"--resume: {', '.join(bad)} would change what the run trains; a resume continues "
                           f"{saved_path} as saved (allowed: {', '.join(RESUME_SAFE)}); start a new run instead")

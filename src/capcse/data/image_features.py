@@ -30,7 +30,6 @@ import logging
 import os
 import re
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,13 +49,6 @@ def default_cache_dir() -> Path:
     """``$CAPCSE_CACHE/features``, else ``~/.cache/capcse/features``."""
     root = os.environ.get("CAPCSE_CACHE") or Path.home() / ".cache" / "capcse"
     return Path(root) / "features"
-
-
-def progress_bar(total: int, desc: str, unit: str):
-    """A tqdm bar (count, rate, ETA) when stderr is a terminal; silent in logs and CI."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, disable=not sys.stderr.isatty(), dynamic_ncols=True)
 
 
 def identity_hash(identity: dict[str, Any]) -> str:
@@ -268,6 +260,8 @@ class ImageFeatureCache:
         failed: dict[str, str] = {}
         was_training = self.encoder.training
         self.encoder.eval()
+        from capcse.models.encoder import progress_bar
+
         bar = progress_bar(len(items), f"image features ({self.identity['name']})", "img")
         try:
             with torch.inference_mode():

@@ -220,6 +220,15 @@ class CorpusReport:
         return "\n".join(lines) + "\n"
 
 
+def write_report(report: CorpusReport, corpus_path: str | Path) -> None:
+    """The report beside the corpus file: ``<corpus>.json`` (with the genre mix) and ``<corpus>.md``."""
+    from capcse.io import atomic_write_json, atomic_write_text
+
+    corpus_path = Path(corpus_path)
+    atomic_write_json(corpus_path.with_suffix(".json"), {**report.to_dict(), "genre_mix": report.genre_mix()})
+    atomic_write_text(corpus_path.with_suffix(".md"), report.markdown())
+
+
 # ------------------------------------------------------------------------------------------ building
 @dataclass
 class EvalIndex:

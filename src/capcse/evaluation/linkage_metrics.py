@@ -60,6 +60,13 @@ def pair_counts(true, pred) -> tuple[int, int, int]:
     return both, _pairs(np.asarray(table.sum(axis=1)).ravel()), _pairs(np.asarray(table.sum(axis=0)).ravel())
 
 
+def _prf_from_pair_counts(both: int, pred_pairs: int, true_pairs: int) -> tuple[float, float, float]:
+    """(precision, recall, F1) from the pair counts of :func:`pair_counts` (conventions: :func:`pairwise_prf`)."""
+    precision = both / pred_pairs if pred_pairs else 1.0
+    recall = both / true_pairs if true_pairs else 1.0
+    return precision, recall, 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
 def pairwise_prf(true, pred) -> dict:
     """Pairwise precision, recall and F1 (a pair is positive when both records share a cluster).
 
@@ -67,9 +74,7 @@ def pairwise_prf(true, pred) -> dict:
     true pairs recall is 1.0; F1 is their harmonic mean (0 when both are 0).
     """
     tp, pred_pairs, true_pairs = pair_counts(true, pred)
-    precision = tp / pred_pairs if pred_pairs else 1.0
-    recall = tp / true_pairs if true_pairs else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    precision, recall, f1 = _prf_from_pair_counts(tp, pred_pairs, true_pairs)
     return {"precision": precision, "recall": recall, "f1": f1, "tp_pairs": tp, "pred_pairs": pred_pairs, "true_pairs": true_pairs}
 
 
@@ -143,12 +148,6 @@ def ari_from_pair_counts(n: int, both: int, pred_pairs: int, true_pairs: int) ->
     return 2.0 * (tp * tn - fn * fp) / ((tp + fn) * (fn + tn) + (tp + fp) * (fp + tn))
 
 
-def _f1_from_pair_counts(both: int, pred_pairs: int, true_pairs: int) -> float:
-    precision = both / pred_pairs if pred_pairs else 1.0
-    recall = both / true_pairs if true_pairs else 1.0
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-
-
 def sweep_merges(a, b, heights, labels, metric: str = "ari") -> tuple[np.ndarray, np.ndarray, float]:
     """The score of single linkage at every distinct merge height, union by union.
 
@@ -163,7 +162,8 @@ def sweep_merges(a, b, heights, labels, metric: str = "ari") -> tuple[np.ndarray
         raise ValueError(f"unknown tuning metric {metric!r} (ari, f1)")
     true = canonical_labels(labels)
     n = len(true)
-    score = (lambda bo, pp, tp: ari_from_pair_counts(n, bo, pp, tp)) if metric == "ari" else _f1_from_pair_counts
+    score = ((lambda bo, pp, tp: ari_from_pair_counts(n, bo, pp, tp)) if metric == "ari"
+             else (lambda bo, pp, tp: _prf_from_pair_counts(bo, pp, tp)[2]))
     true_pairs = _pairs(np.bincount(true)) if n else 0
     parent = list(range(n))
     tables = [{int(c): 1} for c in true]

@@ -89,6 +89,14 @@ def progress(iterable, *, show: bool | None = None, desc: str | None = None, tot
     return tqdm(iterable, desc=desc, total=total, unit=unit, delay=0 if show else PROGRESS_DELAY)
 
 
+def progress_bar(total: int, desc: str, unit: str = "it", *, show: bool = True):
+    """A tqdm bar (count, rate, ETA) updated by hand (``bar.update(n)``, ``bar.close()``) for loops that are not
+    one iterable: drawn when ``show`` and stderr is a terminal (:func:`on_terminal`), silent in logs and CI."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not (show and on_terminal()), dynamic_ncols=True)
+
+
 def set_pooler(model, pooler: str) -> None:
     """Rebuild the modules after the first (Transformer) module of a SentenceTransformer so that its
     sentence embedding is ``pooler`` (see :mod:`capcse.models.poolers`). Modules after the pooling

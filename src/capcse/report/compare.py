@@ -119,16 +119,15 @@ def _results_path(path: str | Path) -> Path:
     return path / "results.json" if path.is_dir() else path
 
 
-def _compare_figures(payloads: Mapping[str, dict], runs: Mapping[str, str | Path], out: Path) -> dict[str, Path]:
-    """The dev curve of the training runs among ``runs`` and the alignment/uniformity picture."""
-    from capcse.report.html import training_run_of
+def _compare_figures(payloads: Mapping[str, dict], trains: Mapping[str, dict | None], out: Path) -> dict[str, Path]:
+    """The dev curve of the training runs (``trains``: label -> :func:`~capcse.report.html.training_run_of`)
+    and the alignment/uniformity picture."""
     from capcse.report.plots import alignment_uniformity_plot, dev_curve_plot
 
     figures: dict[str, Path] = {}
     curves, best, losses = {}, {}, {}
     for label in payloads:
-        train = training_run_of(_results_path(runs[label]))
-        summ = (train or {}).get("summary") or {}
+        summ = (trains[label] or {}).get("summary") or {}
         if summ.get("dev_history"):
             curves[label] = ([h["steps"] for h in summ["dev_history"]], [h["spearman"] for h in summ["dev_history"]])
             if summ.get("best_dev"):
@@ -144,11 +143,10 @@ def _compare_figures(payloads: Mapping[str, dict], runs: Mapping[str, str | Path
     return figures
 
 
-def _compare_page(payloads: Mapping[str, dict], runs: Mapping[str, str | Path], out: Path,
-                  written: Mapping[str, Path], mismatches: list[str] = ()) -> str:
-    from capcse.report.html import render_compare_html, training_run_of
+def _compare_page(payloads: Mapping[str, dict], sources: Mapping[str, Path], trains: Mapping[str, dict | None],
+                  out: Path, written: Mapping[str, Path], mismatches: list[str] = ()) -> str:
+    from capcse.report.html import render_compare_html
 
-    sources = {label: _results_path(runs[label]) for label in payloads}
     tables = []
     for caption, cols, key, avg in (("STS (cosine Spearman x100)", STS_COLUMNS, "cosine_spearman", "sts"),
                                     ("Transfer (accuracy x100)", TRANSFER_COLUMNS, "acc", "transfer")):
@@ -160,7 +158,7 @@ def _compare_page(payloads: Mapping[str, dict], runs: Mapping[str, str | Path], 
     figures = {k: v for k, v in (("bars", written.get("png")), ("dev_curve", written.get("dev_curve")),
                                  ("alignment_uniformity", written.get("alignment_uniformity"))) if v is not None}
     return render_compare_html(payloads, sources, out, figures=figures,
-                               trains={label: training_run_of(sources[label]) for label in payloads},
+                               trains=trains,
                                score_tables=tables,
                                links={"comparison.md": "comparison.md", "comparison.json": "comparison.json"},
                                mismatches=mismatches)
@@ -193,7 +191,11 @@ def compare_runs(runs: Mapping[str, str | Path], output_dir: str | Path, *,
     png = compare_plot(payloads, out / "comparison.png")
     if png is not None:
         written["png"] = png
-    written.update(_compare_figures(payloads, runs, out))
-    page = _compare_page(payloads, runs, out, written, problems)
+    from capcse.report.html import training_run_of
+
+    sources = {label: _results_path(runs[label]) for label in payloads}
+    trains = {label: training_run_of(sources[label]) for label in payloads}  # read once, for figures and page
+    written.update(_compare_figures(payloads, trains, out))
+    page = _compare_page(payloads, sources, trains, out, written, problems)
     written["html"] = atomic_write_text(out / "report.html", page)
     return written

@@ -110,11 +110,14 @@ def validation_clip_loss(heads: ProjectionHeads, data: "_Features", batch_size: 
     return float(np.mean(losses))
 
 
-def _selector(model, score, higher_is_better: bool, history: list, log):
-    """A Trainer callback keeping the best state (by ``score(model)``; before training = epoch 0)."""
+def _selector(metric: str, score, higher_is_better: bool, record: dict, log):
+    """A Trainer callback keeping the best state (by ``score(model)``; before training = epoch 0). ``record``
+    receives ``metric``, every epoch's score (``epochs``) and the epoch kept (``kept_epoch``)."""
     import copy
 
     from transformers import TrainerCallback
+
+    record.update(metric=metric, epochs=[])
 
     class SelectBest(TrainerCallback):
         def __init__(self):
@@ -122,10 +125,11 @@ def _selector(model, score, higher_is_better: bool, history: list, log):
 
         def _check(self, model, epoch):
             value = score(model)
-            history.append({"epoch": epoch, "score": value})
+            record["epochs"].append({"epoch": epoch, "score": value})
             better = self.best is None or (value > self.best[0] if higher_is_better else value < self.best[0])
             if better:  # strict, as the original: a tie keeps the earlier state
                 self.best = (value, epoch, copy.deepcopy(model.state_dict()))
+                record["kept_epoch"] = epoch
 
         def on_train_begin(self, args, state, control, model=None, **kwargs):
             self._check(model, 0)
@@ -195,43 +199,39 @@ def train_heads(z: dict, out_dir, *, stages=("clip", "supcon"), seed: int = 0, d
     data = _Features(z["image"][train], z["text"][train], labels)
     history = {}
     selection = {}
-    val_data = None
+    criteria = {}
     if select_best:
         val = z["split"] == "validation"
         if not val.any():
             raise ConfigError("select_best needs validation records in the feature file (split 'validation')")
         val_data = _Features(z["image"][val], z["text"][val], np.unique(z["cluster_id"][val], return_inverse=True)[1])
+        # criterion -> (metric name, score of the heads, higher is better)
+        criteria = {"val_loss": ("validation_clip_loss", lambda mdl: validation_clip_loss(mdl, val_data, clip_batch), False),
+                    "val_ari": ("validation_ari", lambda mdl: validation_ari(mdl, val_data), True)}
+
+    def selecting(stage: str, criterion: str) -> list:
+        """The stage's selection callback (none without ``select_best``), recorded in ``selection[stage]``."""
+        if not select_best:
+            return []
+        selection[stage] = {}
+        return [_selector(*criteria[criterion], selection[stage], log)]
+
     if "clip" in stages:
         heads.stage = "clip"
         # unlabelled pairs: every record is its own class; no two copies of one picture should share a batch
         # as false negatives more than chance allows, so batches are plain random ones
-        extra = []
-        if select_best:
-            if clip_select == "val_loss":
-                selection["clip"] = {"metric": "validation_clip_loss", "epochs": []}
-                extra = [_selector(heads, lambda mdl: validation_clip_loss(mdl, val_data, clip_batch), False, selection["clip"]["epochs"], log)]
-            else:
-                selection["clip"] = {"metric": "validation_ari", "epochs": []}
-                extra = [_selector(heads, lambda mdl: validation_ari(mdl, val_data), True, selection["clip"]["epochs"], log)]
         trainer = _make_trainer(heads, data, out_dir / "clip", epochs=clip_epochs, lr=clip_lr, batch_size=clip_batch, seed=seed,
-                                extra_callbacks=extra)
+                                extra_callbacks=selecting("clip", clip_select))
         history["clip"] = trainer.train().training_loss
         log(f"clip stage: mean loss {history['clip']:.4f}")
     if "supcon" in stages:
         heads.stage = "supcon"
         sampler = HardNegativeBatchSampler(labels, m=m, k=k, batch_size=supcon_batch, seed=seed)
-        extra = []
-        if select_best:
-            selection["supcon"] = {"metric": "validation_ari", "epochs": []}
-            extra = [_selector(heads, lambda mdl: validation_ari(mdl, val_data), True, selection["supcon"]["epochs"], log)]
         trainer = _make_trainer(heads, data, out_dir / "supcon", epochs=supcon_epochs, lr=supcon_lr, batch_size=supcon_batch, seed=seed,
-                                batch_sampler=sampler, extra_callbacks=extra)
+                                batch_sampler=sampler, extra_callbacks=selecting("supcon", "val_ari"))
         history["supcon"] = trainer.train().training_loss
         log(f"supcon stage: mean loss {history['supcon']:.4f}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, sel in selection.items():
-        best = (max if sel["metric"] == "validation_ari" else min)(sel["epochs"], key=lambda e: e["score"])
-        sel["kept_epoch"] = best["epoch"]  # max/min return the first best: the same state the callback kept
     save_heads(heads, out_dir, {"stages": list(stages), "seed": seed, "dim": dim, "im_wt": im_wt, "loss": history,
                                 "select_best": select_best, "selection": selection})
     return heads

@@ -145,12 +145,15 @@ def load_pretrain_recipe(name_or_path, overrides=()) -> PretrainRecipe:
 
 def check_recipe(r: PretrainRecipe) -> None:
     """Reject bad values before anything is loaded."""
+    from capcse.train.trainer import check_precision, show_progress, wants_fast_dropout
+
+    check_precision(r.train.precision)  # the switches capcse train checks, with the same messages
+    wants_fast_dropout(r.train.fast_dropout, "cpu")
+    show_progress(r.train.progress)
     if r.mlm.prediction not in ("masked", "full"):
         raise ConfigError(f"mlm.prediction must be masked or full, got {r.mlm.prediction!r}")
     if not 0 < r.mlm.probability < 1:
         raise ConfigError(f"mlm.probability must be in (0, 1), got {r.mlm.probability}")
-    if r.train.precision not in ("fp32", "bf16", "fp16"):
-        raise ConfigError(f"train.precision must be fp32, bf16 or fp16, got {r.train.precision!r}")
     if r.train.learning_rate <= 0:
         raise ConfigError(f"train.learning_rate must be > 0, got {r.train.learning_rate}")
     if r.train.max_steps <= 0 or r.train.batch_size <= 0:
@@ -181,13 +184,12 @@ def corpus_file(recipe: PretrainRecipe, out: Path, log=print) -> Path:
     path, report_path = folder / f"corpus-{lang}.txt", folder / f"corpus-{lang}.json"
     if path.is_file() and report_path.is_file():
         return path
-    from capcse.data.pretrain_corpus import build_corpus
+    from capcse.data.pretrain_corpus import build_corpus, write_report
 
     tok = None if recipe.model.tokenizer == "train" else load_tokenizer(recipe.model.tokenizer)
     log(f"building the leakage-checked {lang} corpus into {folder} ...")
     report = build_corpus(lang, path, data_dir=recipe.data.data_dir, tokenizer=tok)
-    atomic_write_json(report_path, {**report.to_dict(), "genre_mix": report.genre_mix()})
-    atomic_write_text(folder / f"corpus-{lang}.md", report.markdown())
+    write_report(report, path)  # corpus-<lang>.json (report_path) and .md
     log(f"corpus: {report.sentences:,} sentences, {report.tokens:,} tokens; evaluation matches after filtering "
         f"{report.matches_after}")
     return path
@@ -494,11 +496,10 @@ def run_pretraining(recipe: PretrainRecipe, *, resume: bool = False, log=print, 
     from transformers import TrainingArguments, set_seed
 
     from capcse.train.recipe import dump_recipe
-    from capcse.train.trainer import complete_checkpoints, is_main_process, wants_fast_dropout
+    from capcse.train.trainer import complete_checkpoints, is_main_process, show_progress, wants_fast_dropout
 
     check_recipe(recipe)
     t = recipe.train
-    wants_fast_dropout(t.fast_dropout, "cpu")
     if t.torch_threads:
         torch.set_num_threads(t.torch_threads)
     out = recipe.output_dir
@@ -520,6 +521,8 @@ def run_pretraining(recipe: PretrainRecipe, *, resume: bool = False, log=print, 
         heldout_sents, _ = read_corpus(Path(recipe.data.heldout), 0)
     else:
         train_sents, heldout_sents = read_corpus(path, recipe.data.heldout_per_mille, recipe.data.limit)
+    if not heldout_sents:  # before a tokenizer is loaded or trained and the corpus is packed
+        raise ConfigError(f"{path}: no held-out sentences (data.heldout_per_mille={recipe.data.heldout_per_mille})")
     if recipe.model.tokenizer == "train":
         tok_dir = out / "tokenizer"
         if (tok_dir / "vocab.txt").is_file():
@@ -530,9 +533,7 @@ def run_pretraining(recipe: PretrainRecipe, *, resume: bool = False, log=print, 
         tokenizer = load_tokenizer(recipe.model.tokenizer)
     whole = recipe.mlm.whole_word
     blocks = pack_blocks(tokenizer, train_sents, recipe.model.block_size, offsets=whole)
-    held = pack_blocks(tokenizer, heldout_sents, recipe.model.block_size, offsets=whole) if heldout_sents else None
-    if held is None:
-        raise ConfigError(f"{path}: no held-out sentences (data.heldout_per_mille={recipe.data.heldout_per_mille})")
+    held = pack_blocks(tokenizer, heldout_sents, recipe.model.block_size, offsets=whole)
     heldout = masked_heldout(tokenizer, held, recipe.mlm, recipe.data.heldout_blocks)
     n_tokens = blocks["input_ids"].size
     log(f"data: {len(train_sents):,} training sentences -> {len(blocks['input_ids']):,} blocks of "
@@ -548,11 +549,6 @@ def run_pretraining(recipe: PretrainRecipe, *, resume: bool = False, log=print, 
         from capcse.models.dropout import use_fast_dropout
 
         use_fast_dropout(model)
-    progress = {"on": True, "off": False}.get(t.progress)
-    if progress is None:
-        import sys
-
-        progress = sys.stderr.isatty()
     args = TrainingArguments(
         output_dir=str(out), per_device_train_batch_size=t.batch_size, learning_rate=t.learning_rate,
         max_steps=t.max_steps, warmup_steps=float(t.warmup_ratio), lr_scheduler_type=t.lr_scheduler,
@@ -563,7 +559,7 @@ def run_pretraining(recipe: PretrainRecipe, *, resume: bool = False, log=print, 
         save_total_limit=t.save_total_limit, report_to=[r for r in t.report_to if r != "none"] or "none",
         dataloader_num_workers=t.dataloader_num_workers, use_cpu=device.type == "cpu",
         eval_strategy="steps", eval_steps=recipe.eval.steps, remove_unused_columns=False,
-        disable_tqdm=not progress,
+        disable_tqdm=not show_progress(t.progress),  # as capcse train's
     )
     steps_before = int(json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"]) if checkpoint else 0
     masking = collator(tokenizer, recipe.mlm, seed=t.seed, per_batch=True)

@@ -262,6 +262,22 @@ def recipe_from_dict(data: dict[str, Any], kind: type = Recipe):
     return validate_recipe(recipe) if kind is Recipe else recipe
 
 
+def is_resume_safe(key: str, safe: tuple[str, ...]) -> bool:
+    """``key`` (``section.name``) is one of ``safe``, where ``section.*`` stands for a whole section."""
+    return any(key == k or (k.endswith(".*") and key.startswith(k[:-1])) for k in safe)
+
+
+def unsafe_resume_overrides(saved_path: str | os.PathLike, overrides: list[str] | tuple[str, ...],
+                            safe: tuple[str, ...], *, kind: type = Recipe) -> list[str]:
+    """The ``--set`` texts of ``overrides`` that a resume of the run saved at ``saved_path`` must refuse: a
+    key outside ``safe`` (:func:`is_resume_safe`) that changes the saved recipe (restating a saved value,
+    e.g. ``7e-4`` for ``0.0007``, is harmless). ``capcse train`` and ``capcse pretrain`` each pass their
+    own list of resume-safe keys."""
+    saved = load_recipe(saved_path, kind=kind).to_dict()
+    return [text for text in overrides if not is_resume_safe(".".join(parse_override(text)[0]), safe)
+            and load_recipe(saved_path, [text], kind=kind).to_dict() != saved]
+
+
 def dump_recipe(recipe: Recipe) -> str:
     assert is_dataclass(recipe)
     return yaml.safe_dump(recipe.to_dict(), sort_keys=False, allow_unicode=True)
