@@ -338,3 +338,20 @@ def test_no_heldout_sentences_fail_before_the_tokenizer_loads(tmp_path, corpus):
     rec.data.heldout, rec.data.heldout_per_mille = None, 0
     with pytest.raises(ConfigError, match=r"no held-out sentences \(data.heldout_per_mille=0\)"):
         run_pretraining(rec, log=lambda *a: None)
+
+
+def test_overwrite_deletes_the_earlier_run_but_keeps_its_corpus(tmp_path, corpus, minilm_path):
+    from capcse.train.pretrain import prepare_output
+
+    rec = tiny_recipe(tmp_path / "run", corpus, str(minilm_path))
+    out = tmp_path / "run"
+    (out / "corpus").mkdir(parents=True)
+    (out / "corpus" / "corpus-en.txt").write_text("kept\n")
+    prepare_output(rec, resume=False, overwrite=False)  # only a corpus: a fresh folder
+    (out / "checkpoint-99").mkdir()
+    (out / "tokenizer").mkdir()
+    with pytest.raises(ConfigError, match=r"not empty \(checkpoint-99, tokenizer\)"):
+        prepare_output(rec, resume=False, overwrite=False)
+    prepare_output(rec, resume=False, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["corpus"]
+    assert (out / "corpus" / "corpus-en.txt").read_text() == "kept\n"

@@ -478,16 +478,17 @@ def save_model_folder(model, tokenizer, folder: Path) -> None:
     os.replace(tmp, folder)
 
 
+#: what a pretraining run writes into its output folder (deleted by --overwrite; the built corpus is kept)
+RUN_ARTEFACTS = ("checkpoint-*", "snapshots", "model", "tokenizer", "runs", "recipe.yaml", "pretrain_summary.json")
+
+
 def prepare_output(recipe: PretrainRecipe, *, resume: bool, overwrite: bool) -> None:
-    """A new run needs an empty (or new) output folder unless ``overwrite``; a resumed run needs its record."""
-    out = recipe.output_dir
-    if resume:
-        if not (out / "recipe.yaml").is_file():
-            raise ConfigError(f"--resume: {out} holds no recipe.yaml (not a capcse pretrain run)")
-        return
-    if out.is_dir() and any(p.name != "corpus" for p in out.iterdir()) and not overwrite:
-        raise ConfigError(f"{out} is not empty: --resume to continue that run, --overwrite to start over, "
-                          "or another --output")
+    """A new run needs an empty (or new) output folder; ``overwrite`` deletes the earlier run's artefacts (not
+    its corpus). A resumed run's record was checked when its recipe was read (``capcse pretrain --resume``)."""
+    from capcse.train.trainer import check_fresh_output
+
+    if not resume:
+        check_fresh_output(recipe.output_dir, overwrite, RUN_ARTEFACTS, keep=("corpus",))
 
 
 def run_pretraining(recipe: PretrainRecipe, *, resume: bool = False, log=print, callbacks=()) -> PretrainResult:

@@ -230,6 +230,23 @@ def training_arguments(recipe: Recipe, evaluate: bool, tokenizer=None):
     return SentenceTransformerTrainingArguments(**kwargs)
 
 
+def check_fresh_output(run_dir: Path, overwrite: bool, artefacts: tuple[str, ...], keep: tuple[str, ...] = ()) -> None:
+    """Refuse to start a run in a non-empty folder unless ``overwrite``; then delete the earlier run's
+    ``artefacts`` (glob patterns; stale checkpoints would otherwise be picked up by a later ``--resume``).
+    Entries named in ``keep`` (e.g. a built corpus) neither count as content nor are deleted."""
+    import shutil
+
+    held = sorted(p.name for p in run_dir.iterdir() if p.name not in keep) if run_dir.is_dir() else []
+    if not held:
+        return
+    if not overwrite:
+        raise ConfigError(f"output dir {run_dir} is not empty ({', '.join(held[:5])}{', ...' if len(held) > 5 else ''}): "
+                          "continue that run with --resume, or replace it with --overwrite")
+    for pattern in artefacts:
+        for path in run_dir.glob(pattern):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 def complete_checkpoints(output_dir: Path, required: tuple[str, ...] = ()) -> list[Path]:
     """``checkpoint-<step>`` folders of a run, newest first, that were written completely: the Trainer
     writes ``trainer_state.json`` last (capcse's objective state comes after it, in ``on_save``), so a
