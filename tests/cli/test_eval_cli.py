@@ -38,3 +38,18 @@ def test_eval_sickr_dev_with_the_real_model(capsys, tmp_path, data_dir, minilm_p
     assert payload["settings"]["dtype"] == "fp32" and payload["variant"] == "raw"
     for name in ("results.md", "report.html", "plots/sts_bars.png"):
         assert (out / name).is_file()
+
+
+def test_max_length_sets_the_inference_length(capsys, tmp_path, data_dir, tiny_bert_path):
+    """--max-length N cuts every sentence at N tokens, and the report says so; scores change when sentences
+    are cut (the same model evaluated two ways)."""
+    scores = {}
+    for n in (None, 4):
+        out = tmp_path / f"r{n}"
+        argv = ["eval", str(tiny_bert_path), "--tasks", "sickr", "--mode", "dev", "--data-dir", str(data_dir),
+                "--output", str(out), "--no-plots"] + (["--max-length", str(n)] if n else [])
+        assert main(argv) == 0
+        payload = json.loads((out / "results.json").read_text())
+        assert payload["settings"]["max_seq_length"] == (n or 128)
+        scores[n] = payload["results"]["SICK-R"]["cosine_spearman"]
+    assert scores[None] != scores[4]

@@ -26,6 +26,9 @@ def register(subparsers) -> None:
     p.add_argument("--output", default="outputs/eval", help="report folder (default: outputs/eval)")
     p.add_argument("--variant", choices=("senteval", "raw"), default="senteval",
                    help="STS text: SentEval's tokenised lower-cased copies (SimCSE's numbers) or the raw releases")
+    p.add_argument("--max-length", type=int, default=None, metavar="N",
+                   help="inference length: cut every sentence at N tokens (default: the model's own max_seq_length; "
+                        "the report states the length used)")
     p.add_argument("--pooler", default=None, help="pooler (cls, cls_before_pooler, avg, avg_top2, "
                    "avg_first_last, avg_first_last_paper, mean); default: the model's own")
     p.add_argument("--batch-size", type=int, default=None, help="encoding batch size")
@@ -53,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    encoder = load_encoder(args.model, pooler=args.pooler, device=args.device, dtype=args.dtype)
+    encoder = load_encoder(args.model, pooler=args.pooler, device=args.device, dtype=args.dtype,
+                           max_length=args.max_length)
     log(f"model: {encoder!r}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", IncompleteDataWarning)
