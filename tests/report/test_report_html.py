@@ -195,3 +195,13 @@ def test_compare_report_renders_in_headless_chromium(runs, tmp_path, monkeypatch
 
     with Image.open(shot) as im:
         assert im.size == (1200, 2000) and len(set(im.convert("L").resize((60, 100)).getdata())) > 20
+
+
+def test_saved_weights_statement_follows_what_the_run_recorded(runs, tmp_path, monkeypatch):
+    """train_summary.json's best_loaded (what the run did) decides the sentence, not the recipe's wish."""
+    summary_path = runs / "train" / "train_summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["best_loaded"] = False
+    summary_path.write_text(json.dumps(summary))
+    page_text = (_report(runs, tmp_path, monkeypatch) / "report.html").read_text()
+    assert "are those of the last step" in page_text and "are those of step 20" not in page_text

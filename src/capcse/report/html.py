@@ -222,9 +222,13 @@ def render_compare_html(payloads: Mapping[str, Mapping[str, Any]], sources: Mapp
         notes = []
         for label in labels:
             train = trains.get(label) or {}
-            best = (train.get("summary") or {}).get("best_dev")
+            summary = train.get("summary") or {}
+            best = summary.get("best_dev")
             if best:
-                loaded = ((train.get("recipe") or {}).get("eval") or {}).get("load_best", True)
+                # what the run recorded (train_summary.json), else what its recipe asked for (older runs)
+                loaded = summary.get("best_loaded")
+                if loaded is None:
+                    loaded = ((train.get("recipe") or {}).get("eval") or {}).get("load_best", True)
                 notes.append(f"{label}: best dev {best['spearman']:.2f} at step {best['steps']}; the saved weights "
                              + (f"are those of step {best['steps']} (eval.load_best)." if loaded else
                                 "are those of the last step (eval.load_best is off)."))
