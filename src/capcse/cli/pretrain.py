@@ -29,11 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def resolve(args: argparse.Namespace):
-    from pathlib import Path
-
     from capcse.errors import ConfigError
-    from capcse.train.pretrain import RESUME_SAFE, PretrainRecipe, load_pretrain_recipe
-    from capcse.train.recipe import unsafe_resume_overrides
+    from capcse.train.pretrain import RESUME_SAFE, PretrainRecipe, check_recipe, load_pretrain_recipe
+    from capcse.train.recipe import resume_run
 
     overrides = list(args.overrides)
     if args.data_dir:
@@ -44,23 +42,9 @@ def resolve(args: argparse.Namespace):
         if args.output:
             overrides.append(f"train.output_dir={args.output}")
         return load_pretrain_recipe(args.recipe, overrides)
-    if args.output:
-        out = Path(args.output)
-    elif args.recipe:
-        out = load_pretrain_recipe(args.recipe).output_dir
-    else:
-        raise ConfigError("--resume needs --output RUN or the recipe whose output folder to continue")
-    saved = out / "recipe.yaml"
-    if not saved.is_file():
-        raise ConfigError(f"--resume: {saved} does not exist (not a capcse pretrain run)")
-    recipe = load_pretrain_recipe(saved)
-    if args.recipe and not Path(args.recipe).is_file() and args.recipe != recipe.name:
-        raise ConfigError(f"--resume: {out} is a run of {recipe.name!r}, not {args.recipe!r}")
-    unsafe = unsafe_resume_overrides(saved, overrides, RESUME_SAFE, kind=PretrainRecipe)
-    if unsafe:
-        raise ConfigError(f"--resume: --set {', '.join(unsafe)} would change what the run trains; allowed on "
-                          f"resume: {', '.join(RESUME_SAFE)}")
-    recipe = load_pretrain_recipe(saved, overrides + [f"train.output_dir={out}"])
+    recipe, _ = resume_run(args.output, args.recipe, overrides, RESUME_SAFE, kind=PretrainRecipe,
+                           command="capcse pretrain")
+    check_recipe(recipe)
     return recipe
 
 

@@ -55,33 +55,10 @@ def _path_overrides(args: argparse.Namespace) -> list[str]:
 
 def resume_recipe(args: argparse.Namespace):
     """The recipe of the run to resume: its saved ``recipe.yaml`` with the resume-safe overrides."""
-    from capcse.errors import ConfigError
-    from capcse.train.recipe import load_recipe, unsafe_resume_overrides
+    from capcse.train.recipe import resume_run
 
-    overrides = list(args.overrides) + _path_overrides(args)
-    if args.output:
-        run_dir = Path(args.output)
-    elif args.recipe:
-        run_dir = load_recipe(args.recipe, overrides).output_dir
-    elif isinstance(args.resume, str):
-        run_dir = Path(args.resume).parent  # --resume RUN/checkpoint-N
-    else:
-        raise ConfigError("--resume: give the run with --output RUN (or the recipe it was started with)")
-    saved_path = run_dir / "recipe.yaml"
-    if not saved_path.is_file():
-        raise ConfigError(f"--resume: {saved_path} not found: {run_dir} is not a run started by capcse train")
-    saved = load_recipe(saved_path)
-    if args.recipe:
-        given = load_recipe(args.recipe).name
-        if given != saved.name:
-            raise ConfigError(f"--resume: {run_dir} is a run of recipe {saved.name!r}, not {given!r} "
-                              "(omit the recipe to continue the run as it was started)")
-    bad = unsafe_resume_overrides(saved_path, overrides, RESUME_SAFE)
-    if bad:
-        raise ConfigError(f"--resume: {', '.join(bad)} would change what the run trains; a resume continues "
-                          f"{saved_path} as saved (allowed: {', '.join(RESUME_SAFE)}); start a new run instead")
-    recipe = load_recipe(saved_path, overrides + [f"train.output_dir={run_dir}"])
-    return recipe, run_dir
+    return resume_run(args.output, args.recipe, list(args.overrides) + _path_overrides(args), RESUME_SAFE,
+                      checkpoint=args.resume if isinstance(args.resume, str) else None)
 
 
 def check_train_file(recipe) -> None:

@@ -278,6 +278,39 @@ def unsafe_resume_overrides(saved_path: str | os.PathLike, overrides: list[str] 
             and load_recipe(saved_path, [text], kind=kind).to_dict() != saved]
 
 
+def resume_run(output: str | os.PathLike | None, recipe_name: str | None, overrides: list[str], safe: tuple[str, ...],
+               *, kind: type = Recipe, command: str = "capcse train", checkpoint: str | None = None):
+    """The recipe of a run to resume and its folder: the run's saved ``RUN/recipe.yaml`` with the resume-safe
+    ``overrides`` (``capcse train --resume`` and ``capcse pretrain --resume`` share this rule).
+
+    The run is ``output``, else the output folder of ``recipe_name``, else the parent of ``checkpoint``
+    (``--resume RUN/checkpoint-N``). A recipe name that is not the run's own, or an override outside ``safe``
+    that changes the saved recipe, is refused with a :class:`ConfigError`.
+    """
+    if output:
+        run_dir = Path(output)
+    elif recipe_name:
+        run_dir = Path(load_recipe(recipe_name, overrides, kind=kind).output_dir)
+    elif checkpoint:
+        run_dir = Path(checkpoint).parent
+    else:
+        raise ConfigError("--resume: give the run with --output RUN (or the recipe it was started with)")
+    saved_path = run_dir / "recipe.yaml"
+    if not saved_path.is_file():
+        raise ConfigError(f"--resume: {saved_path} not found: {run_dir} is not a run started by {command}")
+    saved = load_recipe(saved_path, kind=kind)
+    if recipe_name and not (Path(recipe_name).is_file() and Path(recipe_name).resolve() == saved_path.resolve()):
+        given = load_recipe(recipe_name, kind=kind).name
+        if given != saved.name:
+            raise ConfigError(f"--resume: {run_dir} is a run of recipe {saved.name!r}, not {given!r} "
+                              "(omit the recipe to continue the run as it was started)")
+    bad = unsafe_resume_overrides(saved_path, overrides, safe, kind=kind)
+    if bad:
+        raise ConfigError(f"--resume: {', '.join(bad)} would change what the run trains; a resume continues "
+                          f"{saved_path} as saved (allowed: {', '.join(safe)}); start a new run instead")
+    return load_recipe(saved_path, list(overrides) + [f"train.output_dir={run_dir}"], kind=kind), run_dir
+
+
 def dump_recipe(recipe: Recipe) -> str:
     assert is_dataclass(recipe)
     return yaml.safe_dump(recipe.to_dict(), sort_keys=False, allow_unicode=True)
