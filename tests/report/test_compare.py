@@ -58,7 +58,6 @@ def _run(tmp_path, name, mode="test", tasks=("STS12", "STS-B"), **extra):
     ({"mode": "dev"}, "modes differ: a test; b dev"),
     ({"tasks": ("STS-B",)}, "task sets differ: a 2 task(s) (STS-B, STS12); b 1 task(s) (STS-B)"),
     ({"settings": {"max_seq_length": 32}}, "inference lengths differ: a 256 tokens; b 32 tokens"),
-    ({"inference_max_length": 32}, "inference lengths differ: a 256 tokens; b 32 tokens"),
 ])
 def test_mismatched_runs_are_refused_or_marked(tmp_path, capsys, b_kwargs, message):
     a = _run(tmp_path, "a", settings={"max_seq_length": 256})

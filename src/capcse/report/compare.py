@@ -24,17 +24,11 @@ def load_payload(path: str | Path) -> dict:
         raise CapcseError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
 
 
-#: Where an evaluation report may record the inference length (tokens per sentence at encoding time).
-LENGTH_KEYS = ("inference_max_length", "max_seq_length", "max_length")
-
-
 def inference_length(payload: dict) -> int | None:
-    """The inference length a report records (top level or ``settings``), or None when it does not say."""
-    for where in (payload, payload.get("settings") or {}):
-        for key in LENGTH_KEYS:
-            if where.get(key) is not None:
-                return int(where[key])
-    return None
+    """The inference length an evaluation report records (``settings.max_seq_length``, written by
+    :func:`capcse.evaluation.suite.evaluate`), or None when it does not say (reports before session 6)."""
+    value = (payload.get("settings") or {}).get("max_seq_length")
+    return None if value is None else int(value)
 
 
 def task_set(payload: dict) -> tuple[str, ...]:
