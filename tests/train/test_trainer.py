@@ -326,8 +326,8 @@ def test_inference_length_setting(tiny_bert_path, train_text, tmp_path):
     assert build_model(tiny_recipe(tmp_path, tiny_bert_path, train_text)).max_seq_length == 128
     chosen = tiny_recipe(tmp_path, tiny_bert_path, train_text, model={"inference_max_length": 20})
     assert build_model(chosen).max_seq_length == 20
-    for bad in ({"max_length": 0}, {"inference_max_length": -3}):
-        with pytest.raises(ConfigError, match=r"model\.(inference_)?max_length must be (>= 1|a positive)"):
+    for bad in ({"max_length": 0}, {"inference_max_length": -3}, {"max_length": True}):
+        with pytest.raises(ConfigError, match=r"model\.(inference_)?max_length(: expected int| must be >= 1)"):
             check_train_switches(tiny_recipe(tmp_path, tiny_bert_path, train_text, model=bad))
 
 

@@ -168,9 +168,11 @@ def _coerce(value: Any, ftype: Any, where: str) -> Any:
     if value is None:
         return None
     try:
-        if text.startswith("float") and not isinstance(value, bool):
+        if (text.startswith("float") or text.startswith("int")) and isinstance(value, bool):
+            raise ValueError  # YAML's true/false is not a number
+        if text.startswith("float"):
             return float(value)
-        if text.startswith("int") and not isinstance(value, bool):
+        if text.startswith("int"):
             if float(value) != int(float(value)):
                 raise ValueError
             return int(value)
@@ -197,6 +199,7 @@ def _non_negative(v) -> bool:
 
 RANGES: dict[tuple[str, str], tuple[Any, str]] = {
     ("model", "max_length"): (lambda v: v >= 1, ">= 1"),
+    ("model", "inference_max_length"): (lambda v: v >= 1, ">= 1 (or null: the start model's own length)"),
     ("data", "limit"): (lambda v: v >= 1, ">= 1 (or null: all)"),
     ("loss", "temperature"): (_positive, "> 0"),
     ("loss", "hard_negative_weight"): (_non_negative, ">= 0"),

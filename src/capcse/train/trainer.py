@@ -19,7 +19,7 @@ import torch
 
 from capcse.errors import ConfigError
 from capcse.io import atomic_write_json, atomic_write_text
-from capcse.train.recipe import Recipe, dump_recipe
+from capcse.train.recipe import Recipe, dump_recipe, validate_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def build_model(recipe: Recipe):
     from capcse.models.heads import apply_training_form
 
     m = recipe.model
-    check_lengths(recipe)
+    validate_recipe(recipe)
     model = load_sentence_transformer(m.name, device=recipe.train.device, trust_remote_code=m.trust_remote_code)
     # Issue 13 §1: model.max_length truncates training batches only (the collator, run_training); the
     # model itself -- dev evaluation, the saved folder, every loading path -- keeps its inference length.
@@ -85,18 +85,6 @@ def build_model(recipe: Recipe):
 
         use_fast_dropout(model)
     return model
-
-
-def check_lengths(recipe: Recipe) -> None:
-    """``model.max_length`` (training batches) and ``model.inference_max_length`` (None, or the saved
-    model's length) must be positive integers."""
-    m = recipe.model
-    for key, value, optional in (("max_length", m.max_length, False),
-                                 ("inference_max_length", m.inference_max_length, True)):
-        if value is None and optional:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"model.{key} must be a positive number of tokens, got {value!r}")
 
 
 def truncate_training_batches(trainer, max_length: int) -> None:
@@ -147,7 +135,7 @@ def check_train_switches(recipe: Recipe) -> None:
     read again where they take effect, after the model has loaded)."""
     check_precision(recipe.train.precision)
     wants_fast_dropout(recipe.train.fast_dropout, "cpu")
-    check_lengths(recipe)
+    validate_recipe(recipe)
     show_progress(recipe.train.progress)
     from capcse.models.heads import MLM_HEAD_INIT
 
