@@ -25,7 +25,6 @@ import hashlib
 import logging
 import os
 import shutil
-import sys
 import tarfile
 import tempfile
 import zipfile
@@ -110,7 +109,9 @@ def fetch(url: str, dest: str | os.PathLike, *, sha256: str | None = None, timeo
 
 
 def _progress(total: int, url: str):
-    if total < _PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+    from capcse.io import on_terminal
+
+    if total < _PROGRESS_MIN_BYTES or not on_terminal():
         log.info("downloading %s", url)
         return None
     from tqdm.auto import tqdm

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 
 from capcse.errors import CapcseError
+from capcse.io import on_terminal
 from capcse.models.poolers import LAYER_POOLERS, POOLERS, layer_average_modules
 from capcse.models.registry import resolve_model
 
@@ -65,16 +65,6 @@ def autocast_context(device: torch.device, dtype: torch.dtype):
 
 #: seconds a loop runs before its automatic progress bar appears (issue 16: "every step over ~5 s")
 PROGRESS_DELAY = 5.0
-
-
-def on_terminal(stream=None) -> bool:
-    """Whether progress bars can be drawn: ``stream`` (default stderr, where tqdm writes) is a TTY."""
-    stream = sys.stderr if stream is None else stream
-    isatty = getattr(stream, "isatty", None)
-    try:
-        return bool(isatty and isatty())
-    except ValueError:  # a closed stream
-        return False
 
 
 def progress(iterable, *, show: bool | None = None, desc: str | None = None, total: int | None = None,

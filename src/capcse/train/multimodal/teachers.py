@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import sys
 from typing import Any, Iterable
 
 import numpy as np
@@ -63,6 +62,7 @@ class TeacherBank:
         if self.mode != "precompute":
             return
         from capcse.data.image_features import FeatureStore, default_cache_dir
+        from capcse.io import on_terminal
 
         texts = list(dict.fromkeys(texts))
         by_key = {text_key(t): t for t in texts}
@@ -72,7 +72,7 @@ class TeacherBank:
                                  prune=False)
 
             def compute(keys, enc=enc):
-                emb = enc.encode([by_key[k] for k in keys], show_progress_bar=sys.stderr.isatty())
+                emb = enc.encode([by_key[k] for k in keys], show_progress_bar=on_terminal())
                 return np.asarray(emb, dtype=np.float32), list(keys), {}
 
             self.tables.append(store.get_or_compute(list(by_key), compute))
