@@ -186,6 +186,38 @@ def test_train_row_commands(tmp_path):
     assert select(spec, ["unsup"]).rows == spec.rows  # --only keeps what a row depends on
 
 
+def test_models_from_evaluates_the_models_another_folder_trained(tmp_path):
+    """--models-from DIR: a train row is not trained again; its run evaluates DIR/runs/<run>/train/model, and
+    only if that model was trained with the same recipe (threads and bookkeeping aside)."""
+    from capcse.experiment import ExperimentError
+    from capcse.experiment.runner import train_overrides
+    from capcse.train.recipe import dump_recipe, load_recipe
+
+    spec = load_spec(write_spec(tmp_path, """\
+    - {name: unsup, kind: train, recipe: simcse-unsup-bert-base, set: {model.pooler: avg}, eval: {mode: dev}}
+    """, seeds="[7]"))
+    other = tmp_path / "test-profile"
+    runs = plan_runs(spec, tmp_path / "o")
+    ctx = Context(tmp_path / "o", "/data", 2, other)
+    with pytest.raises(ExperimentError, match="no trained model at .*unsup-s7/train/model"):
+        run_commands(runs[0], ctx, runs)
+    train = other / "runs" / "unsup-s7" / "train"
+    (train / "model").mkdir(parents=True)
+    (train / "model" / "config.json").write_text("{}")
+    # trained there with 1 thread into its own folder: the same training
+    theirs = Context(other, "/data", 1)
+    saved = load_recipe("simcse-unsup-bert-base", train_overrides(runs[0], theirs, {}) + [f"train.output_dir={train}"])
+    (train / "recipe.yaml").write_text(dump_recipe(saved))
+    (ev,) = run_commands(runs[0], ctx, runs)
+    assert ev[3:5] == ["eval", str(train / "model")] and ev[ev.index("--mode") + 1] == "dev"
+    assert ev[ev.index("--output") + 1] == str(tmp_path / "o" / "runs" / "unsup-s7" / "eval")
+    # a model trained differently is refused, naming the difference
+    other_lr = load_recipe(train / "recipe.yaml", ["train.learning_rate=0.5"])
+    (train / "recipe.yaml").write_text(dump_recipe(other_lr))
+    with pytest.raises(ExperimentError, match=r"different recipe \(train.learning_rate: 0.5 there, 3e-05 here\)"):
+        run_commands(runs[0], ctx, runs)
+
+
 @pytest.mark.parametrize("bad, message", [
     ("- {name: a, kind: train}", "a train row needs a recipe"),
     ("- {name: a, kind: eval, model: m, lr: 1}", "unknown key(s) for a eval row: lr"),

@@ -34,6 +34,10 @@ def register(subparsers) -> None:
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (default 1)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch / OpenMP threads per run (default: CPUs // jobs, at least 1)")
+    p.add_argument("--models-from", metavar="DIR", default=None,
+                   help="do not train: evaluate the model each train run already has in DIR (another profile's "
+                        "experiment folder whose runs trained with the same recipe, e.g. for a profile that only "
+                        "changes the evaluation)")
     p.add_argument("--dry-run", action="store_true", help="print every run's commands and what is missing here")
     p.add_argument("--aggregate-only", action="store_true", help="only tabulate the finished runs")
     p.add_argument("--no-plot", action="store_true", help="skip aggregate.png")
@@ -53,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"outputs/experiments/{spec.name}" + (f"-{spec.profile}" if spec.profile else ""))
     out = out.resolve()
     data_dir = default_data_dir(args.data_dir)
+    models_from = Path(args.models_from).resolve() if args.models_from else None
+    if models_from is not None and models_from == out:
+        raise ConfigError(f"--models-from {args.models_from} is this experiment's own folder")
 
     def log(msg: str) -> None:
         print(msg, flush=True)
@@ -60,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         from capcse.experiment.plan import describe
 
-        ctx = Context(out, data_dir or "${data}", threads)
+        ctx = Context(out, data_dir or "${data}", threads, models_from)
         plan = describe(spec, ctx, plan_runs(spec, out))
         print("\n".join(plan.lines))
         if data_dir is None:
@@ -69,9 +76,11 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{spec.path}: {len(plan.errors)} run(s) do not resolve: "
                               + "; ".join(f"{c.name}: {c.detail}" for c in plan.errors[:3]))
         return 0
-    ctx = Context(out, data_dir, threads)
+    ctx = Context(out, data_dir, threads, models_from)
     runs = plan_runs(spec, out) if args.aggregate_only else run_experiment(spec, ctx, jobs=args.jobs, log=log)
     payload = aggregate(spec, runs)
+    if models_from is not None:
+        payload["models_from"] = str(models_from)
     written = write_aggregate(payload, out, plots=not args.no_plot)
     print()
     print(markdown(payload), end="")

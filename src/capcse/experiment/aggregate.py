@@ -164,6 +164,8 @@ def markdown(payload: dict[str, Any], digits: int = 2) -> str:
         sources = sorted({r["published_source"] for r in with_pub if r.get("published_source")})
         if sources:
             lines += [""] + [f"Published: {s}" for s in sources]
+    if payload.get("models_from"):
+        lines += ["", f"Train rows: the models trained in {payload['models_from']}, evaluated here (not trained again)."]
     return "\n".join(lines) + "\n"
 
 

@@ -101,8 +101,14 @@ def check_data(what: str, name: str, ctx: Context) -> Check:
 
 
 def _train_checks(run: Run, ctx: Context, runs: list[Run]) -> list[Check]:
+    from capcse.experiment.runner import reused_model
     from capcse.train.recipe import load_recipe
 
+    if ctx.models_from is not None:
+        try:
+            return [Check("trained model", str(reused_model(run, ctx, runs)), "ok", "evaluated, not trained again")]
+        except CapcseError as exc:
+            return [Check("trained model", str(ctx.models_from), "missing", str(exc))]
     folders = dependency_folders(run, runs)
     try:
         recipe = load_recipe(_sub(run.row.recipe, ctx, run, folders), train_overrides(run, ctx, folders))

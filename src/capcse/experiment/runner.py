@@ -42,6 +42,7 @@ class Context:
     out: Path
     data_dir: str | None
     threads: int
+    models_from: Path | None = None  # --models-from: train rows evaluate the model their run has there
 
     def values(self, run: Run | None = None) -> dict[str, str | None]:
         return {"data": self.data_dir, "out": str(self.out), "work": str(self.out / "work"),
@@ -96,10 +97,51 @@ def train_overrides(run: Run, ctx: Context, folders: dict[str, Path]) -> list[st
     return [f"{k}={v}" for k, v in sets.items()]
 
 
+#: recipe keys that do not change what a run trains (bookkeeping, threads, paths, evaluation)
+REUSE_IGNORED = ("train.output_dir", "train.torch_threads", "train.report_to", "train.logging_steps",
+                 "train.dataloader_num_workers", "train.progress", "train.save_steps", "train.save_total_limit",
+                 "data.data_dir", "eval.*")
+
+
+def _trained_keys(recipe) -> dict:
+    from capcse.train.recipe import is_resume_safe
+
+    flat = {}
+    for section, values in recipe.to_dict().items():
+        for key, value in (values.items() if isinstance(values, dict) else [("", values)]):
+            name = f"{section}.{key}" if key else section
+            if not is_resume_safe(name, REUSE_IGNORED):
+                flat[name] = value
+    return flat
+
+
+def reused_model(run: Run, ctx: Context, runs: list[Run]) -> Path:
+    """With ``--models-from DIR``: the model this train run already has in DIR (``DIR/runs/<run>/train/model``),
+    after checking that it was trained by the very recipe this run would train (:data:`REUSE_IGNORED` aside)."""
+    from capcse.train.recipe import load_recipe
+
+    assert ctx.models_from is not None
+    train = ctx.models_from / "runs" / run.id / "train"
+    model, saved = train / "model", train / "recipe.yaml"
+    if not (model / "config.json").is_file() or not saved.is_file():
+        raise ExperimentError(f"run {run.id}: --models-from {ctx.models_from}: no trained model at {model}")
+    folders = dependency_folders(run, runs)
+    mine = _trained_keys(load_recipe(_sub(run.row.recipe, ctx, run, folders), train_overrides(run, ctx, folders)))
+    theirs = _trained_keys(load_recipe(saved))
+    differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    if differ:
+        raise ExperimentError(f"run {run.id}: the model at {model} was trained with a different recipe ("
+                              + "; ".join(f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in differ[:3])
+                              + ")")
+    return model
+
+
 def run_commands(run: Run, ctx: Context, runs: list[Run]) -> list[list[str]]:
     """The argv lists of one run, in order."""
     folders = dependency_folders(run, runs)
     row = run.row
+    if row.kind == "train" and ctx.models_from is not None:
+        return [eval_argv(str(reused_model(run, ctx, runs)), row.eval, run, ctx, folders)]
     if row.kind == "train":
         argv = capcse_argv() + ["train", _sub(row.recipe, ctx, run, folders), "--output", str(run.folder / "train")]
         if ctx.data_dir:
