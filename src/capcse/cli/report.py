@@ -1,4 +1,5 @@
-"""capcse report compare LABEL=RESULTS [LABEL=RESULTS ...] --output DIR [--allow-mismatch]"""
+"""capcse report compare LABEL=RESULTS [LABEL=RESULTS ...] --output DIR [--allow-mismatch]
+capcse report mlm-curve EXPERIMENT PRETRAIN_RUN --output DIR [--column Avg.]"""
 
 from __future__ import annotations
 
@@ -17,6 +18,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="compare runs evaluated differently (mode, task set, variant, inference length) under a "
                         "NOT COMPARABLE banner instead of refusing")
     c.set_defaults(func=run_compare)
+    m = rsub.add_parser("mlm-curve", help="SimCSE from pretraining snapshots against held-out MLM accuracy",
+                        description="Join an experiment whose rows are named <kind>-<step> (raw-500, unsup-500, "
+                                    "sup-500, ...: experiments/simcse-vs-mlm.yaml) with the held-out masked-token "
+                                    "accuracy of the capcse pretrain run at those steps: table and plot.")
+    m.add_argument("experiment", help="the experiment folder (its aggregate.json) or the aggregate.json")
+    m.add_argument("pretrain_run", help="the capcse pretrain output folder (pretrain_summary.json or checkpoints)")
+    m.add_argument("--output", required=True, help="folder for mlm_curve.md/.json/.png")
+    m.add_argument("--column", default="Avg.", help="the table column to plot (default Avg.)")
+    m.set_defaults(func=run_mlm_curve)
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -37,4 +47,13 @@ def run_compare(args: argparse.Namespace) -> int:
     for problem in mismatches(payloads)[0]:
         print(f"capcse report compare: warning: NOT COMPARABLE: {problem}", file=sys.stderr)
     print(f"report: {written['html']}")
+    return 0
+
+
+def run_mlm_curve(args: argparse.Namespace) -> int:
+    from capcse.report.mlm_curve import write_mlm_curve
+
+    written = write_mlm_curve(args.experiment, args.pretrain_run, args.output, args.column)
+    print(written["md"].read_text(encoding="utf-8"), end="")
+    print("written: " + "  ".join(str(p) for p in written.values()))
     return 0
