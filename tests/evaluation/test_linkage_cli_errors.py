@@ -54,7 +54,7 @@ def test_train_config_from_outside_the_repo_and_by_name(tmp_path, monkeypatch, c
     assert "no recipe" in _one_line_error(capsys)
     (tmp_path / "bad.yaml").write_text("supcon_epochs: many\n")
     assert main(["link", "train", "f.npz", "--out", "o", "--config", str(tmp_path / "bad.yaml")]) == 2
-    assert "supcon_epochs must be an integer" in _one_line_error(capsys)
+    assert "supcon_epochs: expected int, got 'many'" in _one_line_error(capsys)
 
 
 def test_train_on_a_missing_file_is_a_one_line_error(tmp_path, capsys):

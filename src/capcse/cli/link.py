@@ -182,20 +182,6 @@ def _load_npz(path):
     return load_embeddings(path)
 
 
-_TRAIN_DEFAULTS = {"stages": ["clip", "supcon"], "seed": 0, "dim": 256, "im_wt": 0.5, "clip_epochs": 20, "supcon_epochs": 20,
-                   "m": 3, "k": 3, "supcon_batch": 54, "select_best": False, "clip_select": "val_loss"}
-
-
-_TYPE_NAMES = {bool: "true or false", str: "a string", list: "a list", float: "a number", int: "an integer"}
-
-
-def _has_type(value, want: type) -> bool:
-    """YAML value check: bools are not numbers; an integer is a valid float."""
-    if want in (int, float) and isinstance(value, bool):
-        return False
-    return isinstance(value, (int, float) if want is float else want)
-
-
 def _find_link_recipe(name_or_path) -> Path:
     """A recipe path, a name in the configs folder (``clippings-supervised``), or ``configs/<file>``
     given from outside the repository (the file name is then looked up in the configs folder)."""
@@ -212,33 +198,17 @@ def _find_link_recipe(name_or_path) -> Path:
 
 
 def _apply_config(args) -> None:
-    """Options given on the command line win, then the recipe's values, then the defaults."""
-    cfg = {}
-    if args.config:
-        import yaml
+    """Options given on the command line win, then the recipe's values, then the defaults
+    (:class:`capcse.train.linkage.LinkTrainRecipe`)."""
+    from dataclasses import asdict
 
-        from capcse.errors import ConfigError
+    from capcse.train.linkage import LinkTrainRecipe
+    from capcse.train.recipe import load_recipe
 
-        path = _find_link_recipe(args.config)
-        try:
-            with open(path, encoding="utf-8") as fh:
-                cfg = yaml.safe_load(fh) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-        if not isinstance(cfg, dict):
-            raise ConfigError(f"{path}: a recipe is a mapping of keys to values")
-        unknown = set(cfg) - set(_TRAIN_DEFAULTS) - {"description"}
-        if unknown:
-            raise ConfigError(f"{args.config}: unknown key(s) {sorted(unknown)}; known: {', '.join(_TRAIN_DEFAULTS)}")
-        for key, value in cfg.items():
-            if key == "description":
-                continue
-            want = type(_TRAIN_DEFAULTS[key])
-            if not _has_type(value, want):
-                raise ConfigError(f"{path}: {key} must be {_TYPE_NAMES[want]}, got {value!r}")
-    for key, default in _TRAIN_DEFAULTS.items():
-        if getattr(args, key) is None:
-            setattr(args, key, cfg.get(key, default))
+    recipe = load_recipe(_find_link_recipe(args.config), kind=LinkTrainRecipe) if args.config else LinkTrainRecipe()
+    for key, value in asdict(recipe).items():
+        if key not in ("name", "description") and getattr(args, key) is None:
+            setattr(args, key, value)
 
 
 def run_train(args) -> int:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,28 @@ def _make_trainer(model, dataset, out_dir: Path, *, epochs: int, lr: float, batc
     )
     callbacks = ([RefreshHardNegatives()] if batch_sampler is not None else []) + list(extra_callbacks)
     return LinkageTrainer(model=model, args=args, train_dataset=dataset, data_collator=_collate, callbacks=callbacks)
+
+
+@dataclass
+class LinkTrainRecipe:
+    """A ``capcse link train --config`` recipe (``configs/clippings-*.yaml``): flat keys, each the default of
+    the option of the same name (options given on the command line win). Read by the recipe loader
+    (:func:`capcse.train.recipe.load_recipe` with ``kind=LinkTrainRecipe``): unknown keys and values of the
+    wrong type are one-line ConfigErrors naming the file."""
+
+    name: str = ""
+    description: str = ""
+    stages: list[str] = field(default_factory=lambda: ["clip", "supcon"])
+    seed: int = 0
+    dim: int = 256
+    im_wt: float = 0.5
+    clip_epochs: int = 20
+    supcon_epochs: int = 20
+    m: int = 3
+    k: int = 3
+    supcon_batch: int = 54
+    select_best: bool = False
+    clip_select: str = "val_loss"
 
 
 def train_heads(z: dict, out_dir, *, stages=("clip", "supcon"), seed: int = 0, dim: int = 256, im_wt: float = 0.5,
