@@ -25,6 +25,9 @@ Last line: ``RESULT pretrain_throughput ratio=<capcse / anchor tokens per second
 
     .venv/bin/python benchmarks/pretrain_throughput.py            # 3 + 30 steps each side
     .venv/bin/python benchmarks/pretrain_throughput.py --quick    # 2 + 8 steps, 20,000 corpus sentences
+
+The quick mode reads low: its 8 steps fall in the first ~10-25 steps from random initialisation, whose
+denormal arithmetic makes capcse's step ~20 % slower than later on (docs/results.md); cite the full mode.
 """
 
 from __future__ import annotations
