@@ -204,9 +204,10 @@ def test_models_from_evaluates_the_models_another_folder_trained(tmp_path):
     train = other / "runs" / "unsup-s7" / "train"
     (train / "model").mkdir(parents=True)
     (train / "model" / "config.json").write_text("{}")
-    # trained there with 1 thread into its own folder: the same training
+    # trained there with 1 thread into its own folder, its features cached elsewhere: the same training
     theirs = Context(other, "/data", 1)
-    saved = load_recipe("simcse-unsup-bert-base", train_overrides(runs[0], theirs, {}) + [f"train.output_dir={train}"])
+    saved = load_recipe("simcse-unsup-bert-base", train_overrides(runs[0], theirs, {})
+                        + [f"train.output_dir={train}", f"multimodal.feature_cache={other}/work/cache"])
     (train / "recipe.yaml").write_text(dump_recipe(saved))
     (ev,) = run_commands(runs[0], ctx, runs)
     assert ev[3:5] == ["eval", str(train / "model")] and ev[ev.index("--mode") + 1] == "dev"

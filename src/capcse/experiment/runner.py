@@ -100,7 +100,7 @@ def train_overrides(run: Run, ctx: Context, folders: dict[str, Path]) -> list[st
 #: recipe keys that do not change what a run trains (bookkeeping, threads, paths, evaluation)
 REUSE_IGNORED = ("train.output_dir", "train.torch_threads", "train.report_to", "train.logging_steps",
                  "train.dataloader_num_workers", "train.progress", "train.save_steps", "train.save_total_limit",
-                 "data.data_dir", "eval.*")
+                 "data.data_dir", "multimodal.feature_cache", "eval.*")
 
 
 def _trained_keys(recipe) -> dict:
