@@ -26,15 +26,17 @@ def pretrain_curve(run: str | Path) -> dict[int, dict[str, float]]:
     summary = run / "pretrain_summary.json"
     if summary.is_file():
         points = json.loads(summary.read_text(encoding="utf-8")).get("curve", [])
-        return {int(p["step"]): {k: float(p[k]) for k in ("mlm_accuracy", "mlm_loss", "perplexity")} for p in points}
-    states = sorted(run.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[1]))
-    if not states:
-        raise CapcseError(f"{run}: neither pretrain_summary.json nor a checkpoint-*/trainer_state.json "
-                          "(not a capcse pretrain output folder)")
-    history = json.loads(states[-1].read_text(encoding="utf-8")).get("log_history", [])
-    return {int(e["step"]): {"mlm_accuracy": float(e["eval_mlm_accuracy"]), "mlm_loss": float(e["eval_mlm_loss"]),
-                             "perplexity": float(e["eval_perplexity"])}
-            for e in history if "eval_mlm_accuracy" in e}
+    else:
+        from capcse.train.pretrain import heldout_curve
+        from capcse.train.trainer import complete_checkpoints
+
+        newest = complete_checkpoints(run)
+        if not newest:
+            raise CapcseError(f"{run}: neither pretrain_summary.json nor a checkpoint-*/trainer_state.json "
+                              "(not a capcse pretrain output folder)")
+        state = json.loads((newest[0] / "trainer_state.json").read_text(encoding="utf-8"))
+        points = heldout_curve(state.get("log_history", []))
+    return {int(p["step"]): {k: float(p[k]) for k in ("mlm_accuracy", "mlm_loss", "perplexity")} for p in points}
 
 
 def mlm_curve(aggregate: dict[str, Any], curve: dict[int, dict[str, float]], column: str = "Avg.") -> list[dict]:

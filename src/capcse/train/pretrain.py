@@ -578,13 +578,7 @@ def run_pretraining(recipe: PretrainRecipe, *, resume: bool = False, log=print, 
     steps = int(trainer.state.global_step)
     final = trainer.evaluate()
     history = trainer.state.log_history
-    curve = []
-    for e in history:
-        if "eval_mlm_accuracy" in e:
-            point = {"step": int(e["step"]), "mlm_accuracy": e["eval_mlm_accuracy"], "mlm_loss": e["eval_mlm_loss"],
-                     "perplexity": e["eval_perplexity"]}
-            if not curve or curve[-1]["step"] != point["step"]:
-                curve.append(point)
+    curve = heldout_curve(history)
     losses = [{"step": int(e["step"]), "loss": float(e["loss"])} for e in history if "loss" in e]
     tokens_per_block = recipe.model.block_size * t.batch_size * t.gradient_accumulation_steps
     tps = (steps - steps_before) * tokens_per_block / seconds if seconds > 0 else 0.0
@@ -598,6 +592,19 @@ def run_pretraining(recipe: PretrainRecipe, *, resume: bool = False, log=print, 
     write_pretrain_card(model_dir, recipe, res, final, corpus_report if corpus_report.is_file() else None)
     atomic_write_json(out / "pretrain_summary.json", res.to_dict())
     return res
+
+
+def heldout_curve(log_history: list[dict]) -> list[dict[str, float]]:
+    """The held-out evaluations in a Trainer ``log_history`` (``trainer_state.json``): one point per step with
+    ``step``, ``mlm_accuracy``, ``mlm_loss``, ``perplexity`` (a repeated evaluation of a step is kept once)."""
+    curve: list[dict[str, float]] = []
+    for e in log_history:
+        if "eval_mlm_accuracy" in e:
+            point = {"step": int(e["step"]), "mlm_accuracy": e["eval_mlm_accuracy"], "mlm_loss": e["eval_mlm_loss"],
+                     "perplexity": e["eval_perplexity"]}
+            if not curve or curve[-1]["step"] != point["step"]:
+                curve.append(point)
+    return curve
 
 
 def write_pretrain_card(folder: Path, recipe: PretrainRecipe, res: PretrainResult, final: dict[str, float],
